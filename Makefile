@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh machine with Python 3.11 and make:
+#   make run    rehearse the whole runbook against the built-in sandbox
+#   make test   run the whole test suite (what CI runs)
+# Both create .venv and install the pinned dependencies first; both are safe to repeat.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+ARGS   ?=
+
+.PHONY: run test lab docs sim check notebooks install clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	@$(BIN)/python -c 'import runbook_lib, papermill, mkdocs_jupyter, scim2_server' \
+		|| { echo "Installing the dependencies failed; see the pip output above." >&2; exit 1; }
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/runbook run $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+check: $(STAMP)
+	$(BIN)/runbook check $(ARGS)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+docs: $(STAMP)
+	$(BIN)/runbook docs
+
+sim: $(STAMP)
+	$(BIN)/runbook sim $(ARGS)
+
+notebooks: $(STAMP)
+	$(BIN)/runbook refresh-notebooks
+
+clean:
+	rm -rf $(VENV) site runs .cache .pytest_cache

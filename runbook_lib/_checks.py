@@ -1,0 +1,156 @@
+"""What a step reports: planned changes, applied changes and checks, as text, HTML and JSON.
+
+The same objects feed three readers: the admin in JupyterLab (HTML tables), the CLI summary
+(one line per step) and the run's JSON sidecar that ``runbook run`` collects.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from ._redact import redact
+
+__all__ = ["Change", "CheckResult", "Status", "StepResult"]
+
+
+class Status(str, Enum):
+    """Outcome of one check."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    WARN = "warn"
+    SKIP = "skip"
+
+
+_ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.WARN: "⚠️", Status.SKIP: "⏭️"}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One verified fact about the tenant, with the fix when it is not as expected."""
+
+    status: Status
+    title: str
+    detail: str = ""
+    remediation: str = ""
+    hint: str = ""
+
+    @classmethod
+    def passed(cls, title: str, detail: str = "") -> CheckResult:
+        return cls(Status.PASS, title, redact(detail))
+
+    @classmethod
+    def failed(cls, title: str, detail: str, remediation: str, hint: str = "") -> CheckResult:
+        return cls(Status.FAIL, title, redact(detail), redact(remediation), hint)
+
+    @classmethod
+    def warned(cls, title: str, detail: str, remediation: str = "") -> CheckResult:
+        return cls(Status.WARN, title, redact(detail), redact(remediation))
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not Status.FAIL
+
+    def line(self) -> str:
+        text = f"[{self.status.value.upper()}] {self.title}"
+        if self.detail:
+            text += f": {self.detail}"
+        if self.remediation:
+            text += f" Fix: {self.remediation}"
+        return text
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write a step will make (planned) or has made (applied)."""
+
+    action: str
+    target: str
+    detail: str = ""
+
+    def line(self) -> str:
+        return f"{self.action} {self.target}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass(repr=False)
+class StepResult:
+    """Everything one run of a step produced."""
+
+    step: str
+    title: str
+    dry_run: bool = False
+    planned: list[Change] = field(default_factory=list)
+    applied: list[Change] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status is Status.FAIL]
+
+    def summary(self) -> str:
+        """A single line for the CLI."""
+        passed = sum(1 for c in self.checks if c.status is Status.PASS)
+        if self.dry_run:
+            return f"dry run: {len(self.planned)} change(s) planned"
+        verdict = "ok" if self.ok else "FAILED"
+        return (
+            f"{verdict}: {len(self.applied)} change(s), "
+            f"{passed}/{len(self.checks)} check(s) passed"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        for check in data["checks"]:
+            check["status"] = check["status"].value
+        return data
+
+    def __str__(self) -> str:
+        lines = [f"{self.title}"]
+        if self.dry_run:
+            lines.append("Plan (dry run, nothing written):")
+            lines += [f"  - {c.line()}" for c in self.planned] or ["  (no changes needed)"]
+        else:
+            lines.append("Changes:")
+            lines += [f"  - {c.line()}" for c in self.applied] or ["  (none: already as expected)"]
+        if self.checks:
+            lines.append("Checks:")
+            lines += [f"  {c.line()}" for c in self.checks]
+        lines += [f"Note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        parts = [f"<h4>{esc(self.title)}</h4>"]
+        changes = self.planned if self.dry_run else self.applied
+        label = "Plan (dry run, nothing written)" if self.dry_run else "Changes made"
+        parts.append(f"<p><b>{label}</b></p>")
+        if changes:
+            parts.append("<ul>" + "".join(f"<li>{esc(c.line())}</li>" for c in changes) + "</ul>")
+        else:
+            none = "no changes needed" if self.dry_run else "none: already as expected"
+            parts.append(f"<p><i>{none}</i></p>")
+        if self.checks:
+            rows = "".join(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+                    _ICON[c.status], esc(c.title), esc(c.detail), esc(c.remediation)
+                )
+                for c in self.checks
+            )
+            parts.append(
+                "<table><thead><tr><th></th><th>Check</th><th>Detail</th><th>Fix</th></tr>"
+                f"</thead><tbody>{rows}</tbody></table>"
+            )
+        parts += [f"<p>{esc(n)}</p>" for n in self.notes]
+        return "".join(parts)

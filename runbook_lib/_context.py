@@ -1,0 +1,85 @@
+"""The Runbook object: settings plus lazily built credential, Graph client and SCIM client.
+
+A notebook builds one from its parameters; the CLI and the tests build one from the
+environment. Nothing here knows whether it talks to Microsoft or to the sandbox: only the URLs
+and the CA bundle in the settings differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+
+from ._auth import make_credential
+from ._graph import GraphClient
+from ._scim import IruScimClient
+from ._settings import Settings, load_settings, require_secret
+from ._tls import ssl_context
+
+__all__ = ["Runbook"]
+
+
+class Runbook:
+    """One tenant and one Iru SCIM endpoint, as the settings describe them.
+
+    :param settings: from :func:`runbook_lib.load_settings`.
+    :param credential: an azure-identity credential; built from the settings when omitted.
+    :param progress: receives one-line progress messages (long waits, device code prompt).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        credential: TokenCredential | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self._credential = credential
+        self.progress: Callable[[str], None] = progress or (lambda message: None)
+
+    @classmethod
+    def from_parameters(cls, **overrides: Any) -> Runbook:
+        """Settings from the environment with the notebook's non-secret parameters on top."""
+        return cls(load_settings(**overrides))
+
+    @cached_property
+    def credential(self) -> TokenCredential:
+        return self._credential or make_credential(self.settings, prompt=self.progress)
+
+    @cached_property
+    def tls(self) -> Any:
+        return ssl_context(self.settings.ca_bundle)
+
+    @cached_property
+    def graph(self) -> GraphClient:
+        return GraphClient(
+            self.settings.graph_url,
+            self.credential,
+            scope=self.settings.graph_scope,
+            verify=self.tls,
+        )
+
+    @cached_property
+    def scim(self) -> IruScimClient:
+        token = require_secret(self.settings, "scim_token")
+        return IruScimClient(self.settings.scim_url, token, verify=self.tls)
+
+    @property
+    def app_name(self) -> str:
+        return self.settings.app_name
+
+    def close(self) -> None:
+        for name in ("graph", "scim"):
+            client = self.__dict__.get(name)
+            if client is not None:
+                client.close()
+
+    def __enter__(self) -> Runbook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

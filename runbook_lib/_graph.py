@@ -1,0 +1,280 @@
+"""A small Microsoft Graph client on httpx.
+
+Why not the Graph SDK: it cannot PUT a synchronization schema and weighs 130 MB. This client
+does only what the runbook needs, carefully:
+
+* base URL from the settings, bearer token from the azure-identity credential (refreshed
+  before it expires);
+* Graph's error body mapped to :class:`GraphError` subclasses, keeping code, message and
+  request-id (what Microsoft support asks for);
+* 429 and 503/504 retried after ``Retry-After`` (or exponential backoff), a bounded number
+  of times;
+* ``@odata.nextLink`` paging;
+* :meth:`GraphClient.wait_for` for eventual consistency: a service principal created a second
+  ago can still answer 404 for a while.
+
+Request and response bodies are never logged: they can hold the SCIM token.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+from azure.core.credentials import TokenCredential
+
+from ._auth import get_token
+from ._exceptions import (
+    ConsistencyTimeout,
+    GraphAuthError,
+    GraphError,
+    GraphNotFound,
+    GraphThrottled,
+)
+from ._redact import redact
+
+__all__ = ["GraphClient", "odata_quote"]
+
+log = logging.getLogger("runbook_lib.graph")
+
+_RETRY_STATUSES = frozenset({429, 503, 504})
+
+
+def odata_quote(value: str) -> str:
+    """Quote ``value`` as an OData string literal (a single quote is doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _remediation(status: int, code: str) -> str:
+    if status == 401:
+        return (
+            "The access token was refused: check that RUNBOOK_GRAPH_URL and RUNBOOK_AUTHORITY "
+            "belong to the same cloud, then sign in again."
+        )
+    if status == 403:
+        return (
+            "The signed-in identity lacks a permission: grant Application.ReadWrite.All, "
+            "AppRoleAssignment.ReadWrite.All and Synchronization.ReadWrite.All (with admin "
+            "consent), or sign in as an Application Administrator."
+        )
+    if status == 404:
+        return "Check the object still exists; objects created moments ago can take minutes to appear."
+    if status in _RETRY_STATUSES:
+        return "Graph is throttling or unavailable: wait a few minutes and run the step again."
+    if status >= 500:
+        return "Graph had an internal error: run the step again; if it persists, give the request-id to Microsoft support."
+    return "Read the Graph message above; it names the value Graph did not accept."
+
+
+class GraphClient:
+    """Calls Microsoft Graph (or any endpoint with the same contract).
+
+    :param base_url: e.g. ``https://graph.microsoft.com/v1.0``.
+    :param credential: an azure-identity credential.
+    :param scope: the ``.default`` scope to request tokens for.
+    :param verify: TLS context (see :func:`runbook_lib._tls.ssl_context`).
+    :param max_retries: how often a 429/503/504 is retried before giving up.
+    :param max_retry_wait: upper bound, in seconds, for a single wait between retries.
+    :param sleep: injectable for tests of the retry branch.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        credential: TokenCredential,
+        *,
+        scope: str = "https://graph.microsoft.com/.default",
+        verify: ssl.SSLContext | bool = True,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        max_retry_wait: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._credential = credential
+        self._scope = scope
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._max_retries = max_retries
+        self._max_retry_wait = max_retry_wait
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=self.base_url + "/",
+            verify=verify,
+            timeout=timeout,
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "runbook-lib/0.1"},
+        )
+        self.request_count = 0
+
+    # -- plumbing -------------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GraphClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _bearer(self) -> str:
+        if self._token is None or time.time() > self._token_expires - 300:
+            token = get_token(self._credential, self._scope)
+            self._token = token.token
+            self._token_expires = float(token.expires_on)
+        return self._token
+
+    def _url(self, path: str) -> str:
+        if path.startswith("https://") or path.startswith("http://"):
+            return path  # an @odata.nextLink is absolute
+        return path.lstrip("/")
+
+    @staticmethod
+    def _retry_after(response: httpx.Response, attempt: int) -> float:
+        header = response.headers.get("Retry-After", "")
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            return float(min(2**attempt, 32))
+
+    def _raise(self, method: str, path: str, response: httpx.Response) -> None:
+        code, message = "", response.reason_phrase or "error"
+        request_id = response.headers.get("request-id", "")
+        try:
+            body = response.json()
+            err = body.get("error", {}) if isinstance(body, dict) else {}
+            if isinstance(err, dict):
+                code = str(err.get("code", ""))
+                message = str(err.get("message", message))
+                inner = err.get("innerError") or err.get("innererror") or {}
+                request_id = request_id or str(inner.get("request-id", ""))
+        except ValueError:
+            text = response.text.strip()
+            if text:
+                message = text[:300]
+        status = response.status_code
+        cls: type[GraphError] = GraphError
+        if status in (401, 403):
+            cls = GraphAuthError
+        elif status == 404:
+            cls = GraphNotFound
+        elif status in _RETRY_STATUSES:
+            cls = GraphThrottled
+        short_path = path.split("?")[0] if path.startswith("http") else "/" + path.lstrip("/")
+        raise cls(
+            redact(message),
+            _remediation(status, code),
+            status=status,
+            code=code,
+            request_id=request_id,
+            method=method,
+            path=short_path.replace(self.base_url, ""),
+        )
+
+    # -- requests ---------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Send one request; return the decoded JSON body (``None`` for 204)."""
+        attempt = 0
+        while True:
+            hdrs = {
+                "Authorization": f"Bearer {self._bearer()}",
+                "client-request-id": str(uuid.uuid4()),
+            }
+            hdrs.update(headers or {})
+            try:
+                response = self._http.request(
+                    method, self._url(path), params=params, json=json, headers=hdrs
+                )
+            except httpx.TransportError as exc:
+                raise GraphError(
+                    f"could not connect ({type(exc).__name__}: {redact(str(exc))})",
+                    "Check RUNBOOK_GRAPH_URL and your network; behind a TLS-inspecting proxy "
+                    "set RUNBOOK_CA_BUNDLE to the proxy's CA certificate.",
+                    method=method,
+                    path="/" + path.split("?")[0].lstrip("/"),
+                ) from exc
+            self.request_count += 1
+            log.debug("%s %s -> %s", method, path.split("?")[0], response.status_code)
+            if response.status_code in _RETRY_STATUSES and attempt < self._max_retries:
+                wait = min(self._retry_after(response, attempt), self._max_retry_wait)
+                log.info(
+                    "Graph answered %s; retrying in %.1f s (attempt %d of %d)",
+                    response.status_code, wait, attempt + 1, self._max_retries,
+                )
+                self._sleep(wait)
+                attempt += 1
+                continue
+            if response.status_code >= 400:
+                self._raise(method, path, response)
+            if response.status_code == 204 or not response.content:
+                return None
+            return response.json()
+
+    def get(self, path: str, **params: str) -> Any:
+        return self.request("GET", path, params=params or None)
+
+    def post(self, path: str, json: Any = None) -> Any:
+        return self.request("POST", path, json=json if json is not None else {})
+
+    def put(self, path: str, json: Any) -> Any:
+        return self.request("PUT", path, json=json)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+    def get_all(
+        self, path: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every item of a collection, following ``@odata.nextLink``."""
+        page = self.request("GET", path, params=params, headers=headers)
+        while True:
+            yield from page.get("value", [])
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                return
+            page = self.request("GET", next_link, headers=headers)
+
+    def wait_for(
+        self,
+        read: Callable[[], Any],
+        *,
+        what: str,
+        timeout: float = 300.0,
+        interval: float = 2.0,
+        progress: Callable[[str], None] | None = None,
+    ) -> Any:
+        """Call ``read`` until it stops raising :class:`GraphNotFound` (eventual consistency).
+
+        Graph's directory replicates new objects asynchronously; Microsoft advises polling
+        every few seconds. Gives up after ``timeout`` seconds with :class:`ConsistencyTimeout`.
+        """
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            try:
+                return read()
+            except GraphNotFound as exc:
+                attempt += 1
+                if time.monotonic() >= deadline:
+                    raise ConsistencyTimeout(
+                        f"{what} was still not readable after {timeout:.0f} s.",
+                        "Graph replication can be slow: wait a few minutes and run the step "
+                        "again; it will find the object instead of creating another.",
+                    ) from exc
+                if progress is not None:
+                    progress(f"Waiting for {what} to replicate (attempt {attempt})")
+                self._sleep(min(interval * attempt, 10.0))

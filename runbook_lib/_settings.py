@@ -1,0 +1,198 @@
+"""Typed settings shared by the notebooks, the CLI and the tests.
+
+Every value comes from a ``RUNBOOK_*`` environment variable. Non-secret values may also be
+overridden by notebook parameters (``load_settings(app_name=...)``); secrets may not, because
+papermill copies parameters into the executed notebook twice. Secrets are read from the
+environment, then the OS keyring (service ``runbook``), then an interactive prompt, and are held
+as :class:`pydantic.SecretStr` so that ``repr`` and ``print`` never show them.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ._exceptions import ConfigurationError
+from ._redact import register_secret
+
+__all__ = ["SECRET_FIELDS", "Settings", "load_settings", "require_secret"]
+
+SECRET_FIELDS = frozenset({"client_secret", "scim_token"})
+KEYRING_SERVICE = "runbook"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+class Settings(BaseSettings):
+    """Where the runbook signs in, which Graph it calls and which Iru SCIM endpoint it targets."""
+
+    model_config = SettingsConfigDict(env_prefix="RUNBOOK_", extra="ignore", frozen=True)
+
+    tenant_id: str = ""
+    """Directory (tenant) ID or primary domain of the Entra tenant."""
+    client_id: str = ""
+    """Application (client) ID of the app registration the runbook signs in with."""
+    client_secret: SecretStr | None = None
+    """Client secret of that app registration; when unset, device code sign-in is used."""
+    authority: str = "https://login.microsoftonline.com"
+    """Sign-in authority host (the sandbox's token endpoint in rehearsal)."""
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    """Base URL of Microsoft Graph including the version segment."""
+    scim_url: str = ""
+    """Iru Endpoint SCIM API URL from the integration's View Details, ends in /api/v1/scim."""
+    scim_token: SecretStr | None = None
+    """Iru Endpoint SCIM bearer token (shown once when the integration is created)."""
+    app_name: str = "Iru Endpoint SCIM"
+    """Display name of the Entra enterprise app the runbook creates or finds."""
+    ca_bundle: Path | None = None
+    """Extra PEM CA certificates to trust (the sandbox's, or a corporate TLS proxy's)."""
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant(cls, value: str) -> str:
+        value = value.strip()
+        if value and not (_GUID.match(value) or _DOMAIN.match(value)):
+            raise ValueError(
+                "must be a directory (tenant) ID such as 72f988bf-86f1-41af-91ab-2d7cd011db47 "
+                "or a domain such as contoso.onmicrosoft.com"
+            )
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _client(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _GUID.match(value):
+            raise ValueError("must be an application (client) ID, a GUID")
+        return value
+
+    @field_validator("authority", "graph_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(f"must be an https:// URL with a host, got '{value}'")
+        return value
+
+    @field_validator("scim_url", "app_name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca(cls, value: Path | None) -> Path | None:
+        if value is None or str(value) == "":
+            return None
+        if not value.is_file():
+            raise ValueError(f"file '{value}' does not exist")
+        return value
+
+    @property
+    def graph_scope(self) -> str:
+        """The ``.default`` scope for the Graph host (national clouds have their own)."""
+        host = urlsplit(self.graph_url).hostname or ""
+        if host.startswith("graph.microsoft.") or host.endswith(".graph.microsoft.com"):
+            return f"https://{host}/.default"
+        if host in {"microsoftgraph.chinacloudapi.cn", "dod-graph.microsoft.us"}:
+            return f"https://{host}/.default"
+        return "https://graph.microsoft.com/.default"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment, applying non-secret ``overrides``.
+
+    Empty overrides (``""`` or ``None``) are ignored so that a notebook parameter left at its
+    default falls back to the environment. Passing a secret raises, by design.
+    """
+    forbidden = SECRET_FIELDS & {k for k, v in overrides.items() if v not in (None, "")}
+    if forbidden:
+        names = ", ".join(sorted(f"RUNBOOK_{n.upper()}" for n in forbidden))
+        raise ConfigurationError(
+            f"{names} cannot be passed as a parameter: parameters are written into the "
+            "executed notebook.",
+            f"Set {names} in the environment or the OS keyring instead.",
+            hint="00-overview",
+        )
+    clean = {k: v for k, v in overrides.items() if v not in (None, "")}
+    try:
+        settings = Settings(**clean)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"RUNBOOK_{field.upper()} {err['msg'].removeprefix('Value error, ')}")
+        raise ConfigurationError(
+            "Some settings are not valid: " + "; ".join(problems) + ".",
+            "Correct the environment variable (or the notebook parameter) and run again.",
+            hint="00-overview",
+        ) from None
+    for name in SECRET_FIELDS:
+        value = getattr(settings, name)
+        if value is not None:
+            register_secret(value.get_secret_value())
+    return settings
+
+
+def _from_keyring(name: str) -> str | None:
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError:  # pragma: no cover - keyring is a dependency
+        return None
+    try:
+        return keyring.get_password(KEYRING_SERVICE, name)
+    except (KeyringError, RuntimeError):
+        return None
+
+
+def _prompt(label: str) -> str | None:
+    """Ask at a terminal or a notebook; return None when nobody can answer (papermill, CI)."""
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        kernel = getattr(shell, "kernel", None)
+        if kernel is not None:
+            interactive = bool(getattr(kernel, "_allow_stdin", False))
+    except ImportError:  # pragma: no cover
+        pass
+    if not interactive:
+        return None
+    try:
+        return getpass.getpass(f"{label}: ") or None
+    except (EOFError, OSError, Exception):  # StdinNotImplementedError has no common base
+        return None
+
+
+def require_secret(settings: Settings, name: str) -> SecretStr:
+    """Return the secret ``name`` from the environment, the keyring or a prompt.
+
+    Raises ConfigurationError naming the variable when none of them has it.
+    """
+    if name not in SECRET_FIELDS:
+        raise ValueError(f"{name} is not a secret setting")
+    value = getattr(settings, name)
+    if value is not None and value.get_secret_value():
+        return value  # type: ignore[no-any-return]
+    env = f"RUNBOOK_{name.upper()}"
+    found = _from_keyring(name) or _prompt(env)
+    if not found:
+        raise ConfigurationError(
+            f"{env} is not set.",
+            f"Set {env} in the environment, store it with "
+            f"`keyring set {KEYRING_SERVICE} {name}`, or run the notebook interactively "
+            "to be prompted.",
+            hint="00-overview",
+        )
+    register_secret(found)
+    return SecretStr(found)

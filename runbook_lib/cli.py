@@ -1,0 +1,239 @@
+"""The ``runbook`` command.
+
+``runbook run``    execute the notebooks in order (sandbox by default, ``--target tenant`` for real)
+``runbook check``  read-only: plan and verify every step, write nothing (for scheduled drift checks)
+``runbook sim``    serve the built-in sandbox and print the RUNBOOK_* values that point at it
+``runbook docs``   build the documentation site (mkdocs, strict)
+``runbook refresh-notebooks``  re-execute the notebooks against a fresh sandbox and keep the outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ._redact import RedactingFilter, redact
+
+__all__ = ["main"]
+
+log = logging.getLogger("runbook_lib.cli")
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # papermill and the kernel machinery are chatty at INFO; the summary says what matters.
+    for noisy in ("papermill", "traitlets", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@contextmanager
+def _target_env(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], object | None]]:
+    """The RUNBOOK_* values for the chosen target (starting the sandbox when it is the target)."""
+    if args.target == "tenant":
+        env = {k: v for k, v in os.environ.items() if k.startswith("RUNBOOK_")}
+        yield env, None
+        return
+    from .sim import Sandbox, config_from_environment
+
+    config = config_from_environment(seed=args.seed)
+    with Sandbox(config) as sandbox:
+        print(f"Sandbox started (seed {args.seed}): Graph {sandbox.graph_url}, Iru {sandbox.scim_url}")
+        yield sandbox.env(), sandbox
+    print("Sandbox stopped.")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ._runner import NOTEBOOKS, run_notebooks
+
+    unknown = [o for o in (args.only or []) if o not in NOTEBOOKS and o not in {n.split("-")[0] for n in NOTEBOOKS}]
+    if unknown:
+        print(f"Unknown step(s) {', '.join(unknown)}; choose from {', '.join(NOTEBOOKS)}.", file=sys.stderr)
+        return 2
+    with _target_env(args) as (env, _sandbox):
+        if args.target == "tenant":
+            from ._exceptions import RunbookError
+            from ._settings import load_settings
+
+            try:
+                load_settings()
+            except RunbookError as exc:
+                print(f"{exc.message}\nFix: {exc.remediation}", file=sys.stderr)
+                return 2
+        mode = "dry run (nothing is written)" if args.dry_run else "apply"
+        print(f"Running the runbook against the {args.target}, {mode}:")
+        summary = run_notebooks(
+            env,
+            Path(args.runs_dir),
+            target=args.target,
+            dry_run=args.dry_run,
+            only=args.only,
+            notebooks_dir=Path(args.notebooks_dir) if args.notebooks_dir else None,
+        )
+    verdict = "passed" if summary.ok else "FAILED"
+    print(f"Run {verdict}: {summary.change_count} change(s). Executed notebooks and summary: {summary.folder}")
+    return 0 if summary.ok else 1
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Plan + verify every step without applying: exit 1 when anything would change or fails."""
+    from ._context import Runbook
+    from ._exceptions import RunbookError
+    from ._settings import load_settings
+    from .steps import STEPS
+
+    with _target_env(args) as (env, _sandbox):
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        drift = False
+        try:
+            with Runbook(load_settings()) as rb:
+                for name, cls in STEPS.items():
+                    step = cls(rb)
+                    try:
+                        planned = step.plan()
+                        checks = step.verify() if not planned else []
+                    except RunbookError as exc:
+                        print(f"  {name:<28} ERROR: {exc}")
+                        drift = True
+                        continue
+                    if planned:
+                        drift = True
+                        print(f"  {name:<28} would change: " + "; ".join(c.line() for c in planned))
+                    else:
+                        bad = [c for c in checks if not c.ok]
+                        drift = drift or bool(bad)
+                        print(f"  {name:<28} " + ("in place" if not bad else "check failed: " + bad[0].line()))
+        except RunbookError as exc:
+            print(f"{exc.message}\nFix: {exc.remediation}", file=sys.stderr)
+            return 2
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    print("No drift." if not drift else "Drift or failures found (see above).")
+    return 1 if drift else 0
+
+
+def build_site(notebooks: Path | None, site_dir: Path, config_file: Path) -> Path:
+    """Build the mkdocs site strictly; ``notebooks`` replaces the committed notebooks when given."""
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    root = config_file.resolve().parent
+    with tempfile.TemporaryDirectory(prefix="runbook-docs-") as tmp:
+        docs = Path(tmp) / "docs"
+        shutil.copytree(root / "docs", docs, symlinks=False, ignore=shutil.ignore_patterns("notebooks"))
+        shutil.copytree(notebooks or root / "notebooks", docs / "notebooks",
+                        ignore=shutil.ignore_patterns("*.json", "*.md", ".ipynb_checkpoints"))
+        config = load_config(str(config_file), docs_dir=str(docs), site_dir=str(site_dir.resolve()), strict=True)
+        build(config)
+    return site_dir
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    site = build_site(Path(args.run) if args.run else None, Path(args.site_dir), Path(args.config))
+    print(f"Site built in {site}")
+    return 0
+
+
+def _cmd_refresh(args: argparse.Namespace) -> int:
+    """Execute against a fresh sandbox and copy the outputs back into notebooks/."""
+    from ._runner import run_notebooks
+
+    args.target = "sandbox"
+    source = Path(args.notebooks_dir) if args.notebooks_dir else None
+    with tempfile.TemporaryDirectory(prefix="runbook-refresh-") as tmp, _target_env(args) as (env, _):
+        summary = run_notebooks(env, Path(tmp), target="sandbox", notebooks_dir=source)
+        if not summary.ok:
+            print("A notebook failed; the committed notebooks were left unchanged.", file=sys.stderr)
+            return 1
+        from ._runner import default_notebooks_dir
+
+        target = source or default_notebooks_dir()
+        for path in sorted(summary.folder.glob("*.ipynb")):
+            nb = json.loads(path.read_text())
+            nb["metadata"].pop("papermill", None)
+            for cell in nb["cells"]:
+                cell.get("metadata", {}).pop("papermill", None)
+                cell.get("metadata", {}).pop("execution", None)
+            nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+            (target / path.name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+            print(f"  refreshed {target / path.name}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runbook", description="Entra ID -> Iru Endpoint SCIM runbook.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every Graph call (never bodies)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def target_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--target", choices=("sandbox", "tenant"), default="sandbox",
+                       help="sandbox (default): the built-in rehearsal tenant; tenant: the RUNBOOK_* settings")
+        p.add_argument("--seed", type=int, default=1, help="sandbox seed (deterministic ids)")
+
+    run = sub.add_parser("run", help="execute the runbook notebooks in order")
+    target_options(run)
+    run.add_argument("--dry-run", action="store_true", help="print every step's plan and write nothing")
+    run.add_argument("--only", action="append", metavar="STEP", help="run only this step (repeatable), e.g. 02 or 02-create-enterprise-app")
+    run.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs/)")
+    run.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check", help="read-only drift check of every step")
+    target_options(check)
+    check.set_defaults(func=_cmd_check)
+
+    from .sim import add_sim_arguments, run_sim
+
+    sim = sub.add_parser("sim", help="serve the built-in sandbox")
+    add_sim_arguments(sim)
+    sim.set_defaults(func=run_sim)
+
+    docs = sub.add_parser("docs", help="build the documentation site (strict)")
+    docs.add_argument("--run", help="a runs/<timestamp> folder whose notebooks to render instead of notebooks/")
+    docs.add_argument("--site-dir", default="site")
+    docs.add_argument("--config", default="mkdocs.yml")
+    docs.set_defaults(func=_cmd_docs)
+
+    refresh = sub.add_parser("refresh-notebooks", help="re-run against a fresh sandbox and store outputs in notebooks/")
+    refresh.add_argument("--seed", type=int, default=1)
+    refresh.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
+    refresh.set_defaults(func=_cmd_refresh)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # last resort: one redacted sentence, not a traceback with secrets
+        from ._exceptions import RunbookError
+
+        if isinstance(exc, RunbookError):
+            print(f"{exc.message}\nFix: {exc.remediation}", file=sys.stderr)
+            return 2
+        raise RuntimeError(redact(f"{type(exc).__name__}: {exc}")) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""What the notebooks call: one session per notebook, one call per step.
+
+Keeps notebooks thin: a parameters cell, then ``session = start(...)``, one ``session.step(...)``
+per step and ``session.finish()``. The session renders results, turns library errors into a
+plain sentence plus a HINT link to the notebook that fixes them, and (under ``runbook run``)
+writes a JSON record of the notebook's steps for the run summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ._checks import CheckResult, StepResult
+from ._context import Runbook
+from ._exceptions import RunbookError, StepFailed
+from ._redact import RedactingFilter, redact
+from .steps import STEPS, Step
+
+__all__ = ["RESULTS_DIR_ENV", "Session", "hint_link", "start"]
+
+RESULTS_DIR_ENV = "RUNBOOK_RESULTS_DIR"
+"""When set (by ``runbook run``), each notebook writes ``<id>.json`` into this folder."""
+
+TITLES = {
+    "00-overview": "00 - What you need first",
+    "01-connect": "01 - Connect",
+    "02-create-enterprise-app": "02 - Create the enterprise app",
+    "03-configure-provisioning": "03 - Configure provisioning",
+}
+
+
+def hint_link(page: str) -> str:
+    """Markdown link to the runbook page ``page`` (a notebook id)."""
+    return f"[{TITLES.get(page, page)}]({page}.ipynb)" if page else ""
+
+
+def _display(obj: Any) -> None:
+    try:
+        from IPython.display import display
+
+        display(obj)
+    except ImportError:  # pragma: no cover - ipykernel is a dependency
+        print(obj)
+
+
+def _markdown(text: str) -> None:
+    try:
+        from IPython.display import Markdown
+
+        _display(Markdown(text))
+    except ImportError:  # pragma: no cover
+        print(text)
+
+
+def _quiet_tracebacks() -> None:
+    """Show failures as one line (the message), not a library traceback."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.run_line_magic("xmode", "Minimal")
+    except Exception:  # pragma: no cover - outside IPython there is nothing to change
+        pass
+
+
+class Session:
+    """One notebook's run: the Runbook, the results so far and their record."""
+
+    def __init__(self, notebook_id: str, *, dry_run: bool = False, **parameters: Any) -> None:
+        self.notebook_id = notebook_id
+        self.dry_run = dry_run
+        self.results: list[StepResult] = []
+        self.error: dict[str, str] | None = None
+        self._configure_logging()
+        try:
+            self.runbook = Runbook.from_parameters(**parameters)
+        except RunbookError as exc:
+            self._fail(exc)
+        self.runbook.progress = self._progress
+
+    @staticmethod
+    def _configure_logging() -> None:
+        root = logging.getLogger("runbook_lib")
+        if not any(isinstance(f, RedactingFilter) for f in root.filters):
+            root.addFilter(RedactingFilter())
+
+    @staticmethod
+    def _progress(message: str) -> None:
+        print(redact(message), flush=True)
+
+    # -- records -------------------------------------------------------------------------------
+    def _record(self) -> None:
+        folder = os.environ.get(RESULTS_DIR_ENV)
+        if not folder:
+            return
+        data = {
+            "notebook": self.notebook_id,
+            "dry_run": self.dry_run,
+            "ok": self.error is None and all(r.ok for r in self.results),
+            "steps": [r.to_dict() for r in self.results],
+            "error": self.error,
+        }
+        path = Path(folder) / f"{self.notebook_id}.json"
+        path.write_text(redact(json.dumps(data, indent=2)), encoding="utf-8")
+
+    def _fail(self, exc: RunbookError) -> None:
+        self.error = {"message": exc.message, "remediation": exc.remediation, "hint": exc.hint}
+        self._record()
+        text = f"**{exc.message}**"
+        if exc.remediation:
+            text += f"\n\n{exc.remediation}"
+        if exc.hint:
+            text += f"\n\nHINT: use {hint_link(exc.hint)} to resolve this."
+        _markdown(text)
+        _quiet_tracebacks()
+        raise StepFailed(exc.message, exc.remediation, hint=exc.hint) from None
+
+    # -- what notebooks call ---------------------------------------------------------------------
+    def step(self, step: str | type[Step], **options: Any) -> StepResult:
+        """Run one step (plan, then apply and verify unless dry run) and show the result."""
+        cls = STEPS[step] if isinstance(step, str) else step
+        try:
+            result = cls(self.runbook, **options).run(dry_run=self.dry_run)
+        except RunbookError as exc:
+            self._fail(exc)
+        self.results.append(result)
+        self._record()
+        _display(result)
+        return result
+
+    def finish(self) -> None:
+        """The closing verification: a table of every check; failures end with a HINT."""
+        checks: list[CheckResult] = [c for r in self.results for c in r.checks]
+        failed = [c for c in checks if not c.ok]
+        self._record()
+        if self.dry_run:
+            planned = sum(len(r.planned) for r in self.results)
+            print(f"Dry run finished: {planned} change(s) planned, nothing written.")
+            return
+        if failed:
+            first = failed[0]
+            self.error = {"message": f"{len(failed)} check(s) failed: {first.title}: {first.detail}",
+                          "remediation": first.remediation, "hint": first.hint}
+            self._fail(StepFailed(self.error["message"], first.remediation, hint=first.hint))
+        print(f"All {len(checks)} check(s) passed.")
+
+
+def start(notebook_id: str, *, dry_run: bool = False, **parameters: Any) -> Session:
+    """Open a session for the notebook ``notebook_id`` with its (non-secret) parameters."""
+    session = Session(notebook_id, dry_run=dry_run, **parameters)
+    print(f"{TITLES.get(notebook_id, notebook_id)} | app '{session.runbook.app_name}' | "
+          f"{'dry run' if dry_run else 'apply'}")
+    return session

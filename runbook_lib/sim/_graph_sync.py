@@ -1,0 +1,232 @@
+"""Graph handlers under ``/servicePrincipals/{id}/synchronization``.
+
+Templates, jobs, credential validation and secrets: the calls that turn an empty
+enterprise app into one that provisions to a SCIM endpoint. Each handler takes the
+:class:`~._graph_wire.GraphCall` and the URL parameters and returns a response or
+raises :class:`~._graph_wire.GraphError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from werkzeug.wrappers import Response
+
+from ._graph_wire import GraphCall, GraphError, json_response, no_content, not_found, read_json
+from ._probe import CODE_INVALID_TENANT_URL, probe_scim_endpoint
+from ._shapes import (
+    MASKED_SECRET_KEYS,
+    NON_GALLERY_TEMPLATE_ID,
+    SCIM_TEMPLATE_ID,
+    SECRET_KEYS,
+    render_job,
+    render_template,
+)
+from ._state import JobConflict, ServicePrincipal
+
+__all__ = [
+    "create_job",
+    "get_job",
+    "get_secrets",
+    "list_jobs",
+    "list_templates",
+    "put_secrets",
+    "validate_credentials",
+    "validate_job_credentials",
+]
+
+_TEMPLATE_IDS = (SCIM_TEMPLATE_ID,)
+
+
+def _service_principal(call: GraphCall, sp_id: str) -> ServicePrincipal:
+    sp = call.state.read_service_principal(sp_id)
+    if sp is None:
+        raise not_found(sp_id)
+    return sp
+
+
+def _sync_context(call: GraphCall, sp: ServicePrincipal, tail: str) -> str:
+    return call.context(f"servicePrincipals('{sp.object_id}')/synchronization/{tail}")
+
+
+def _check_template(template_id: object) -> str:
+    if not isinstance(template_id, str) or not template_id:
+        raise GraphError(
+            400, "Request_BadRequest", "The property 'templateId' is required and must be a string."
+        )
+    if template_id not in _TEMPLATE_IDS:
+        raise GraphError(
+            400,
+            "Request_BadRequest",
+            f"The synchronization template '{template_id}' is not available for this "
+            f"service principal. Available templates: {', '.join(_TEMPLATE_IDS)}.",
+        )
+    return template_id
+
+
+def list_templates(call: GraphCall, sp_id: str) -> Response:
+    """GET .../synchronization/templates."""
+    sp = _service_principal(call, sp_id)
+    return json_response(
+        call,
+        {"@odata.context": _sync_context(call, sp, "templates"), "value": [render_template(sp)]},
+    )
+
+
+def list_jobs(call: GraphCall, sp_id: str) -> Response:
+    """GET .../synchronization/jobs."""
+    sp = _service_principal(call, sp_id)
+    with call.state.lock:
+        jobs = [render_job(job, sp) for job in sp.jobs.values()]
+    return json_response(call, {"@odata.context": _sync_context(call, sp, "jobs"), "value": jobs})
+
+
+def create_job(call: GraphCall, sp_id: str) -> Response:
+    """POST .../synchronization/jobs: one job per template, created disabled."""
+    sp = _service_principal(call, sp_id)
+    template_id = _check_template(read_json(call.request).get("templateId"))
+    try:
+        job = call.state.create_job(sp, template_id)
+    except JobConflict as conflict:
+        raise GraphError(
+            409,
+            "Conflict",
+            f"A synchronization job from template '{template_id}' already exists on this "
+            f"service principal (job id '{conflict.job.id}'). Use that job instead of "
+            "creating another one.",
+        ) from None
+    body = {"@odata.context": _sync_context(call, sp, "jobs/$entity"), **render_job(job, sp)}
+    return json_response(call, body, status=201)
+
+
+def get_job(call: GraphCall, sp_id: str, job_id: str) -> Response:
+    """GET .../synchronization/jobs/{jobId}."""
+    sp = _service_principal(call, sp_id)
+    job = sp.jobs.get(job_id)
+    if job is None:
+        raise not_found(job_id)
+    body = {"@odata.context": _sync_context(call, sp, "jobs/$entity"), **render_job(job, sp)}
+    return json_response(call, body)
+
+
+def _read_pairs(value: object, what: str) -> dict[str, str]:
+    """Validate a list of ``{"key", "value"}`` pairs; keys must be synchronizationSecret names."""
+    if not isinstance(value, list):
+        raise GraphError(400, "Request_BadRequest", f"The property '{what}' must be a list of key/value pairs.")
+    pairs: dict[str, str] = {}
+    for entry in value:
+        if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+            raise GraphError(
+                400, "Request_BadRequest", f"Each entry of '{what}' needs a string 'key' and 'value'."
+            )
+        key, item = entry["key"], entry.get("value")
+        if key not in SECRET_KEYS:
+            raise GraphError(
+                400,
+                "Request_BadRequest",
+                f"'{key}' is not a valid synchronization secret key (keys are case-sensitive, "
+                "for example BaseAddress and SecretToken).",
+            )
+        if item is not None and not isinstance(item, str):
+            raise GraphError(
+                400, "Request_BadRequest", f"The value of '{key}' must be a string."
+            )
+        pairs[key] = item or ""
+    return pairs
+
+
+def _entra_issued_token(call: GraphCall) -> str:
+    """The bearer token Entra sends when no SecretToken is configured.
+
+    It is a token for the non-gallery app's audience, which a SCIM endpoint that
+    expects its own token rejects: the sandbox builds an unsigned look-alike.
+    """
+
+    def part(data: dict[str, Any]) -> str:
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    now = int(time.time())
+    claims = {
+        "aud": NON_GALLERY_TEMPLATE_ID,
+        "iss": f"https://sts.windows.net/{call.state.tenant_id}/",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+    }
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+def _validate(call: GraphCall, sp: ServicePrincipal, body: dict[str, Any]) -> Response:
+    use_saved = body.get("useSavedCredentials", False)
+    if not isinstance(use_saved, bool):
+        raise GraphError(400, "Request_BadRequest", "'useSavedCredentials' must be true or false.")
+    if use_saved:
+        with call.state.lock:
+            credentials = dict(sp.secrets)
+        if "BaseAddress" not in credentials:
+            raise GraphError(
+                400,
+                CODE_INVALID_TENANT_URL,
+                "Error validating credentials. No tenant URL (BaseAddress) has been saved for "
+                "this application; save the credentials first or pass them in 'credentials'.",
+            )
+    else:
+        credentials = _read_pairs(body.get("credentials", []), "credentials")
+    base_address = credentials.get("BaseAddress", "").strip()
+    if not base_address:
+        raise GraphError(
+            400,
+            CODE_INVALID_TENANT_URL,
+            "Error validating credentials. The tenant URL (BaseAddress) is required.",
+        )
+    token = credentials.get("SecretToken") or _entra_issued_token(call)
+    call.state.redactor.add(token)
+    failure = probe_scim_endpoint(
+        base_address, token, probe_guid=call.state.ids.uuid("probe"), verify=call.probe_context
+    )
+    if failure is not None:
+        raise GraphError(400, failure.code, call.state.redactor.redact(failure.message))
+    return no_content(call)
+
+
+def validate_credentials(call: GraphCall, sp_id: str) -> Response:
+    """POST .../synchronization/jobs/validateCredentials (before any job exists)."""
+    sp = _service_principal(call, sp_id)
+    body = read_json(call.request)
+    if "templateId" in body:
+        _check_template(body["templateId"])
+    return _validate(call, sp, body)
+
+
+def validate_job_credentials(call: GraphCall, sp_id: str, job_id: str) -> Response:
+    """POST .../synchronization/jobs/{jobId}/validateCredentials."""
+    sp = _service_principal(call, sp_id)
+    if job_id not in sp.jobs:
+        raise not_found(job_id)
+    return _validate(call, sp, read_json(call.request))
+
+
+def get_secrets(call: GraphCall, sp_id: str) -> Response:
+    """GET .../synchronization/secrets: sensitive values come back as ``*``."""
+    sp = _service_principal(call, sp_id)
+    with call.state.lock:
+        saved = dict(sp.secrets)
+    value = [
+        {"key": key, "value": "*" if key in MASKED_SECRET_KEYS else item}
+        for key, item in saved.items()
+    ]
+    return json_response(call, {"@odata.context": _sync_context(call, sp, "secrets"), "value": value})
+
+
+def put_secrets(call: GraphCall, sp_id: str) -> Response:
+    """PUT .../synchronization/secrets: replaces the saved set."""
+    sp = _service_principal(call, sp_id)
+    body = read_json(call.request)
+    if "value" not in body:
+        raise GraphError(400, "Request_BadRequest", "The request body needs a 'value' list of secrets.")
+    call.state.set_secrets(sp, _read_pairs(body["value"], "value"))
+    return no_content(call)

@@ -1,0 +1,212 @@
+"""The simulated Entra tenant: what exists, behind one lock.
+
+Graph handlers read and change this state; the :class:`~._sandbox.Sandbox` handle
+reads it for tests. It deliberately holds plain records and no wire format (that is
+:mod:`._shapes`), so a later directory of users and groups, app role assignments, a
+synchronization schema and a provisioning engine can be added as more records here.
+
+Eventual consistency is modelled with a counter rather than a clock: a new service
+principal stays invisible to the first ``consistency_reads`` requests that would have
+seen it. Counting keeps tests deterministic while still forcing clients to retry.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ._ids import IdFactory
+from ._log import Redactor
+from ._shapes import MASKED_SECRET_KEYS
+from ._tokens import TokenStore
+
+__all__ = [
+    "Application",
+    "JobConflict",
+    "ServicePrincipal",
+    "SynchronizationJob",
+    "TenantState",
+    "utc_now",
+]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware (Graph timestamps are UTC)."""
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Application:
+    """An application object (the app registration) created from a template."""
+
+    object_id: str
+    app_id: str
+    display_name: str
+    template_id: str
+    created: datetime
+
+
+@dataclass(slots=True)
+class SynchronizationJob:
+    """A provisioning job on a service principal (created disabled)."""
+
+    id: str
+    template_id: str
+    created: datetime
+
+
+@dataclass(slots=True)
+class ServicePrincipal:
+    """An enterprise application (service principal) and its synchronization data."""
+
+    object_id: str
+    app_id: str
+    display_name: str
+    application_object_id: str
+    template_id: str
+    created: datetime
+    hidden_reads: int = 0
+    jobs: dict[str, SynchronizationJob] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+class JobConflict(Exception):
+    """A job from the same template already exists on the service principal."""
+
+    def __init__(self, job: SynchronizationJob) -> None:
+        super().__init__(job.id)
+        self.job = job
+
+
+class TenantState:
+    """Everything the simulated tenant holds, guarded by ``lock``.
+
+    ``tenant_id``, ``client_id`` and the admin's object id are the first draws of the
+    ``tenant`` id stream, so a seed fixes them.
+    """
+
+    tenant_domain = "sandbox.onmicrosoft.com"
+
+    def __init__(
+        self,
+        ids: IdFactory,
+        redactor: Redactor,
+        *,
+        client_secret: str,
+        consistency_reads: int,
+    ) -> None:
+        if consistency_reads < 0:
+            raise ValueError("consistency_reads must be 0 or more")
+        self.ids = ids
+        self.redactor = redactor
+        self.lock = threading.RLock()
+        self.tenant_id = ids.uuid("tenant")
+        self.client_id = ids.uuid("tenant")
+        self.admin_object_id = ids.uuid("tenant")
+        self.admin_upn = f"admin@{self.tenant_domain}"
+        self.client_secret = client_secret
+        redactor.add(client_secret)
+        self.consistency_reads = consistency_reads
+        self.tokens = TokenStore(redactor)
+        self.applications: dict[str, Application] = {}
+        self.service_principals: dict[str, ServicePrincipal] = {}
+
+    @property
+    def tenant_hex(self) -> str:
+        """The tenant id without dashes, as it appears in job ids."""
+        return self.tenant_id.replace("-", "")
+
+    # -- applications and service principals ---------------------------------------
+
+    def instantiate(self, template_id: str, display_name: str) -> tuple[Application, ServicePrincipal]:
+        """Create an application and its service principal (never idempotent)."""
+        with self.lock:
+            now = utc_now()
+            app = Application(
+                object_id=self.ids.uuid("objects"),
+                app_id=self.ids.uuid("objects"),
+                display_name=display_name,
+                template_id=template_id,
+                created=now,
+            )
+            sp = ServicePrincipal(
+                object_id=self.ids.uuid("objects"),
+                app_id=app.app_id,
+                display_name=display_name,
+                application_object_id=app.object_id,
+                template_id=template_id,
+                created=now,
+                hidden_reads=self.consistency_reads,
+            )
+            self.applications[app.object_id] = app
+            self.service_principals[sp.object_id] = sp
+            return app, sp
+
+    def _seen(self, sp: ServicePrincipal) -> bool:
+        """Count one client read of ``sp``; True once it has replicated."""
+        if sp.hidden_reads > 0:
+            sp.hidden_reads -= 1
+            return False
+        return True
+
+    def read_service_principal(self, object_id: str) -> ServicePrincipal | None:
+        """Look ``object_id`` up the way a client request would (consistency applies)."""
+        with self.lock:
+            sp = self.service_principals.get(object_id.lower())
+            if sp is None or not self._seen(sp):
+                return None
+            return sp
+
+    def list_service_principals(
+        self, matches: Callable[[ServicePrincipal], bool] | None = None
+    ) -> list[ServicePrincipal]:
+        """List the service principals a client request would see, in creation order.
+
+        ``matches`` is an optional predicate; a hidden principal that matches is
+        omitted and has one of its hidden reads used up.
+        """
+        with self.lock:
+            visible = []
+            for sp in self.service_principals.values():
+                if matches is not None and not matches(sp):
+                    continue
+                if self._seen(sp):
+                    visible.append(sp)
+            return visible
+
+    def all_service_principals(self) -> list[ServicePrincipal]:
+        """Every service principal, ignoring replication delay (for the test handle)."""
+        with self.lock:
+            return list(self.service_principals.values())
+
+    def get_service_principal(self, object_id: str) -> ServicePrincipal | None:
+        """Look ``object_id`` up without replication delay (for the test handle)."""
+        with self.lock:
+            return self.service_principals.get(object_id.lower())
+
+    # -- synchronization ------------------------------------------------------------
+
+    def job_id(self, sp: ServicePrincipal, template_id: str) -> str:
+        """The id Entra gives a job: ``<template>.<tenant hex>.<appId>``."""
+        return f"{template_id}.{self.tenant_hex}.{sp.app_id}"
+
+    def create_job(self, sp: ServicePrincipal, template_id: str) -> SynchronizationJob:
+        """Add a job from ``template_id``; raises :class:`JobConflict` on a duplicate."""
+        with self.lock:
+            for job in sp.jobs.values():
+                if job.template_id == template_id:
+                    raise JobConflict(job)
+            job = SynchronizationJob(self.job_id(sp, template_id), template_id, utc_now())
+            sp.jobs[job.id] = job
+            return job
+
+    def set_secrets(self, sp: ServicePrincipal, values: dict[str, str]) -> None:
+        """Replace the saved synchronization secrets; empty values are dropped."""
+        kept = {key: value for key, value in values.items() if value != ""}
+        for key, value in kept.items():
+            if key in MASKED_SECRET_KEYS:
+                self.redactor.add(value)
+        with self.lock:
+            sp.secrets = kept
