@@ -61,6 +61,8 @@ class Runbook:
             self.credential,
             scope=self.settings.graph_scope,
             verify=self.tls,
+            poll_interval=self.settings.poll_interval,
+            consistency_timeout=self.settings.consistency_timeout,
         )
 
     @cached_property

@@ -80,6 +80,8 @@ class GraphClient:
     :param verify: TLS context (see :func:`runbook_lib._tls.ssl_context`).
     :param max_retries: how often a 429/503/504 is retried before giving up.
     :param max_retry_wait: upper bound, in seconds, for a single wait between retries.
+    :param poll_interval: seconds between reads in :meth:`wait_for` (grows with each attempt).
+    :param consistency_timeout: default limit, in seconds, for :meth:`wait_for`.
     :param sleep: injectable for tests of the retry branch.
     """
 
@@ -93,6 +95,8 @@ class GraphClient:
         timeout: float = 30.0,
         max_retries: int = 5,
         max_retry_wait: float = 60.0,
+        poll_interval: float = 2.0,
+        consistency_timeout: float = 300.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -104,6 +108,8 @@ class GraphClient:
         self._max_retries = max_retries
         self._max_retry_wait = max_retry_wait
         self._sleep = sleep
+        self.poll_interval = poll_interval
+        self.consistency_timeout = consistency_timeout
         self._http = httpx.Client(
             base_url=self.base_url + "/",
             verify=verify,
@@ -253,8 +259,8 @@ class GraphClient:
         read: Callable[[], Any],
         *,
         what: str,
-        timeout: float = 300.0,
-        interval: float = 2.0,
+        timeout: float | None = None,
+        interval: float | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> Any:
         """Call ``read`` until it stops raising :class:`GraphNotFound` (eventual consistency).
@@ -262,6 +268,8 @@ class GraphClient:
         Graph's directory replicates new objects asynchronously; Microsoft advises polling
         every few seconds. Gives up after ``timeout`` seconds with :class:`ConsistencyTimeout`.
         """
+        timeout = self.consistency_timeout if timeout is None else timeout
+        interval = self.poll_interval if interval is None else interval
         deadline = time.monotonic() + timeout
         attempt = 0
         while True:
@@ -277,4 +285,4 @@ class GraphClient:
                     ) from exc
                 if progress is not None:
                     progress(f"Waiting for {what} to replicate (attempt {attempt})")
-                self._sleep(min(interval * attempt, 10.0))
+                self._sleep(min(interval * attempt, max(interval, 10.0)))

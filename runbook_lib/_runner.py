@@ -148,7 +148,7 @@ def run_notebooks(
 
     source = notebooks_dir or default_notebooks_dir()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    folder = runs_dir / stamp
+    folder = (runs_dir / stamp).resolve()
     folder.mkdir(parents=True, exist_ok=False)
     summary = RunSummary(folder, target, dry_run)
     selected = [n for n in NOTEBOOKS if not only or n in only or n.split("-")[0] in only]
@@ -169,6 +169,10 @@ def run_notebooks(
                     progress_bar=False,
                     cwd=str(source),
                     start_timeout=120,
+                    # ipykernel warns on every start that loopback TCP is unencrypted; the
+                    # kernel only listens on 127.0.0.1 for this run, so keep the output clean.
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                    coalesce_streams=True,  # one block of progress lines, not one per print
                 )
             except PapermillExecutionError as exc:
                 failure = redact(f"{exc.ename}: {exc.evalue}")

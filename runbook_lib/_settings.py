@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._exceptions import ConfigurationError
@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     """Display name of the Entra enterprise app the runbook creates or finds."""
     ca_bundle: Path | None = None
     """Extra PEM CA certificates to trust (the sandbox's, or a corporate TLS proxy's)."""
+    poll_interval: float = Field(default=2.0, gt=0, le=60)
+    """Seconds between reads while waiting for Graph to replicate a new object."""
+    consistency_timeout: float = Field(default=300.0, gt=0, le=3600)
+    """Seconds to wait for a new object to become readable before giving up."""
 
     @field_validator("tenant_id")
     @classmethod

@@ -172,6 +172,14 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
                 cell.get("metadata", {}).pop("papermill", None)
                 cell.get("metadata", {}).pop("execution", None)
             nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+            count = 0
+            for cell in nb["cells"]:  # renumber as if run top to bottom without the injected cell
+                if cell["cell_type"] == "code":
+                    count += 1
+                    cell["execution_count"] = count
+                    for output in cell.get("outputs", []):
+                        if "execution_count" in output:
+                            output["execution_count"] = count
             (target / path.name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
             print(f"  refreshed {target / path.name}")
     return 0

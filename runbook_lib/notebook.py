@@ -121,8 +121,12 @@ class Session:
         raise StepFailed(exc.message, exc.remediation, hint=exc.hint) from None
 
     # -- what notebooks call ---------------------------------------------------------------------
-    def step(self, step: str | type[Step], **options: Any) -> StepResult:
-        """Run one step (plan, then apply and verify unless dry run) and show the result."""
+    def step(self, step: str | type[Step], **options: Any) -> None:
+        """Run one step (plan, then apply and verify unless dry run) and show the result.
+
+        The result is shown, not returned, so the cell does not display it twice; it is kept
+        in :attr:`results`.
+        """
         cls = STEPS[step] if isinstance(step, str) else step
         try:
             result = cls(self.runbook, **options).run(dry_run=self.dry_run)
@@ -131,7 +135,6 @@ class Session:
         self.results.append(result)
         self._record()
         _display(result)
-        return result
 
     def finish(self) -> None:
         """The closing verification: a table of every check; failures end with a HINT."""

@@ -8,7 +8,9 @@ the routing table is a werkzeug :class:`~werkzeug.routing.Map`, so later endpoin
 
 from __future__ import annotations
 
+import logging
 import ssl
+import traceback
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,7 @@ from ._shapes import (
     render_service_principal,
 )
 from ._state import ServicePrincipal, TenantState
+from ._tokens import IssuedToken
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -43,13 +46,12 @@ if TYPE_CHECKING:
 __all__ = ["GraphApp"]
 
 _MAX_DISPLAY_NAME = 256
+_logger = logging.getLogger("runbook_lib.sim")
 
 Handler = Callable[..., Response]
 
 _SERVICE_PRINCIPAL_PROPERTIES: set[str] = set(
-    render_service_principal(
-        ServicePrincipal("", "", "", "", "", datetime.now(UTC)), tenant_id=""
-    )
+    render_service_principal(ServicePrincipal("", "", "", "", "", datetime.now(UTC)), tenant_id="")
 )
 
 
@@ -105,9 +107,8 @@ def list_service_principals(call: GraphCall) -> Response:
     if next_offset < len(found):
         args = [(k, v) for k, v in call.request.args.items(multi=True) if k != "$skiptoken"]
         args.append(("$skiptoken", encode_skiptoken(next_offset)))
-        body["@odata.nextLink"] = (
-            f"{call.base_url}/servicePrincipals?"
-            + urlencode(args, quote_via=quote, safe="$'(),")
+        body["@odata.nextLink"] = f"{call.base_url}/servicePrincipals?" + urlencode(
+            args, quote_via=quote, safe="$'(),"
         )
     return json_response(call, body)
 
@@ -157,11 +158,11 @@ class GraphApp:
         self.probe_context = probe_context
         self.url_map = Map(_rules(), strict_slashes=False, merge_slashes=False)
 
-    def _authenticate(self, request: Request, request_id: str, client_request_id: str) -> Any:
+    def _authenticate(self, request: Request) -> IssuedToken:
         scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
         token = token.strip() if scheme.lower() == "bearer" else ""
         verdict, issued = self.state.tokens.check(token or None, GRAPH_RESOURCE)
-        if verdict == "ok":
+        if verdict == "ok" and issued is not None:
             return issued
         message = {
             "missing": "Access token is empty.",
@@ -182,7 +183,7 @@ class GraphApp:
         request_id = self.state.ids.uuid("graph-requests")
         client_request_id = request.headers.get("client-request-id") or request_id
         try:
-            issued = self._authenticate(request, request_id, client_request_id)
+            issued = self._authenticate(request)
             adapter = self.url_map.bind_to_environ(request.environ)
             handler, args = adapter.match()
             call = GraphCall(
@@ -191,7 +192,12 @@ class GraphApp:
             return handler(call, **args)  # type: ignore[no-any-return]
         except GraphError as error:
             return error_response(
-                error.status, error.code, error.message, request_id, client_request_id, error.headers
+                error.status,
+                error.code,
+                error.message,
+                request_id,
+                client_request_id,
+                error.headers,
             )
         except MethodNotAllowed:
             return error_response(
@@ -217,8 +223,18 @@ class GraphApp:
                 request_id,
                 client_request_id,
             )
+        except Exception:
+            # A bug in the stand-in: answer like Graph's 500 and log the (redacted) trace.
+            _logger.error(
+                "Graph stand-in failed:\n%s", self.state.redactor.redact(traceback.format_exc())
+            )
+            return error_response(
+                500,
+                "UnknownError",
+                "The sandbox's Graph stand-in failed; see the runbook_lib.sim log.",
+                request_id,
+                client_request_id,
+            )
 
-    def __call__(
-        self, environ: WSGIEnvironment, start_response: StartResponse
-    ) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self._respond(Request(environ))(environ, start_response)

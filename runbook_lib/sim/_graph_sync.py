@@ -115,12 +115,16 @@ def get_job(call: GraphCall, sp_id: str, job_id: str) -> Response:
 def _read_pairs(value: object, what: str) -> dict[str, str]:
     """Validate a list of ``{"key", "value"}`` pairs; keys must be synchronizationSecret names."""
     if not isinstance(value, list):
-        raise GraphError(400, "Request_BadRequest", f"The property '{what}' must be a list of key/value pairs.")
+        raise GraphError(
+            400, "Request_BadRequest", f"The property '{what}' must be a list of key/value pairs."
+        )
     pairs: dict[str, str] = {}
     for entry in value:
         if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
             raise GraphError(
-                400, "Request_BadRequest", f"Each entry of '{what}' needs a string 'key' and 'value'."
+                400,
+                "Request_BadRequest",
+                f"Each entry of '{what}' needs a string 'key' and 'value'.",
             )
         key, item = entry["key"], entry.get("value")
         if key not in SECRET_KEYS:
@@ -131,9 +135,7 @@ def _read_pairs(value: object, what: str) -> dict[str, str]:
                 "for example BaseAddress and SecretToken).",
             )
         if item is not None and not isinstance(item, str):
-            raise GraphError(
-                400, "Request_BadRequest", f"The value of '{key}' must be a string."
-            )
+            raise GraphError(400, "Request_BadRequest", f"The value of '{key}' must be a string.")
         pairs[key] = item or ""
     return pairs
 
@@ -219,7 +221,9 @@ def get_secrets(call: GraphCall, sp_id: str) -> Response:
         {"key": key, "value": "*" if key in MASKED_SECRET_KEYS else item}
         for key, item in saved.items()
     ]
-    return json_response(call, {"@odata.context": _sync_context(call, sp, "secrets"), "value": value})
+    return json_response(
+        call, {"@odata.context": _sync_context(call, sp, "secrets"), "value": value}
+    )
 
 
 def put_secrets(call: GraphCall, sp_id: str) -> Response:
@@ -227,6 +231,8 @@ def put_secrets(call: GraphCall, sp_id: str) -> Response:
     sp = _service_principal(call, sp_id)
     body = read_json(call.request)
     if "value" not in body:
-        raise GraphError(400, "Request_BadRequest", "The request body needs a 'value' list of secrets.")
+        raise GraphError(
+            400, "Request_BadRequest", "The request body needs a 'value' list of secrets."
+        )
     call.state.set_secrets(sp, _read_pairs(body["value"], "value"))
     return no_content(call)

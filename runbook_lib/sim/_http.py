@@ -32,6 +32,8 @@ _logger = logging.getLogger("runbook_lib.sim")
 # Idle keep-alive connections and stalled handshakes are dropped after this many
 # seconds, so request threads do not outlive a stopped sandbox for long.
 _SOCKET_TIMEOUT = 30.0
+# How often the accept loop checks for a stop request; bounds how long stop() takes.
+_POLL_INTERVAL = 0.05
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -140,7 +142,9 @@ class HttpsServer:
             f"_{self.name.title()}Handler", (_QuietHandler,), {"redactor": self._redactor}
         )
         try:
-            server = _Server(self._host, self._requested_port, self._app, handler, self._ssl_context)
+            server = _Server(
+                self._host, self._requested_port, self._app, handler, self._ssl_context
+            )
         except SystemExit as exc:
             # werkzeug exits the process when the port is taken; a library must not.
             raise OSError(
@@ -150,7 +154,7 @@ class HttpsServer:
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": _POLL_INTERVAL},
             name=f"runbook-sim-{self.name}",
             daemon=True,
         )
@@ -166,3 +170,12 @@ class HttpsServer:
         if thread is not None:
             thread.join(timeout=5)
         server.server_close()
+
+    @staticmethod
+    def stop_all(servers: list[HttpsServer]) -> None:
+        """Stop several servers at once (each stop waits up to one poll interval)."""
+        threads = [threading.Thread(target=server.stop) for server in servers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()

@@ -163,6 +163,10 @@ def logging_middleware(
         started = time.time()
         clock = time.perf_counter()
         seen: list[int] = []
+        # Read the request line before the app runs: a mounted app rewrites PATH_INFO.
+        method = str(environ.get("REQUEST_METHOD", ""))
+        path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+        query = str(environ.get("QUERY_STRING", ""))
 
         def recording_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: object = None
@@ -171,16 +175,14 @@ def logging_middleware(
             return start_response(status, headers, exc_info)  # type: ignore[arg-type]
 
         try:
-            body = list(app(environ, recording_start_response))  # type: ignore[arg-type]
+            body = list(app(environ, recording_start_response))
         finally:
             log.append(
                 RequestRecord(
                     server=server,
-                    method=str(environ.get("REQUEST_METHOD", "")),
-                    path=redactor.redact(
-                        str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
-                    ),
-                    query=redactor.redact_query(str(environ.get("QUERY_STRING", ""))),
+                    method=method,
+                    path=redactor.redact(path),
+                    query=redactor.redact_query(query),
                     status=seen[-1] if seen else 500,
                     time=started,
                     duration_ms=round((time.perf_counter() - clock) * 1000, 3),

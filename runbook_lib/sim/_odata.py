@@ -26,7 +26,9 @@ __all__ = [
     "decode_skiptoken",
     "encode_skiptoken",
     "odata_quote",
+    "parse_filter",
     "parse_list_query",
+    "parse_select",
 ]
 
 DEFAULT_PAGE_SIZE = 100
@@ -53,20 +55,27 @@ def _unsupported(message: str) -> GraphError:
     return GraphError(400, "Request_UnsupportedQuery", message)
 
 
+def _clause_message(prop: str) -> str:
+    return (
+        "Unsupported or invalid query filter clause specified for property "
+        f"'{prop}' of resource 'ServicePrincipal'."
+    )
+
+
 def parse_filter(expression: str) -> Callable[[Mapping[str, Any]], bool]:
     """Turn a ``$filter`` expression into a predicate over rendered resources."""
     match = _EQ.match(expression)
     if match:
         prop, literal = match.group(1), match.group(2).replace("''", "'")
         if prop not in _EQ_PROPERTIES:
-            raise _unsupported(f"Unsupported or invalid query filter clause specified for property '{prop}' of resource 'ServicePrincipal'.")
+            raise _unsupported(_clause_message(prop))
         wanted = literal.casefold()
         return lambda item: str(item.get(prop) or "").casefold() == wanted
     match = _STARTSWITH.match(expression)
     if match:
         prop, literal = match.group(1), match.group(2).replace("''", "'")
         if prop not in _STARTSWITH_PROPERTIES:
-            raise _unsupported(f"Unsupported or invalid query filter clause specified for property '{prop}' of resource 'ServicePrincipal'.")
+            raise _unsupported(_clause_message(prop))
         prefix = literal.casefold()
         return lambda item: str(item.get(prop) or "").casefold().startswith(prefix)
     raise _unsupported("Unsupported Query.")
@@ -115,13 +124,16 @@ def parse_list_query(args: Mapping[str, str], known_properties: set[str]) -> Lis
     if "$top" in args:
         text = args["$top"].strip()
         if not text.lstrip("-").isdigit():
-            raise GraphError(400, "Request_BadRequest", f"Invalid value '{text}' for query option '$top'.")
+            raise GraphError(
+                400, "Request_BadRequest", f"Invalid value '{text}' for query option '$top'."
+            )
         top = int(text)
         if not 1 <= top <= MAX_PAGE_SIZE:
             raise GraphError(
                 400,
                 "Request_BadRequest",
-                f"Invalid page size specified: '{top}'. Must be between 1 and {MAX_PAGE_SIZE} inclusive.",
+                f"Invalid page size specified: '{top}'. "
+                f"Must be between 1 and {MAX_PAGE_SIZE} inclusive.",
             )
     offset = decode_skiptoken(args["$skiptoken"]) if "$skiptoken" in args else 0
     return ListQuery(predicate, select, top, offset)
@@ -137,7 +149,8 @@ def parse_select(value: str | None, known_properties: set[str]) -> tuple[str, ..
             raise GraphError(
                 400,
                 "Request_BadRequest",
-                f"Could not find a property named '{name}' on type 'microsoft.graph.servicePrincipal'.",
+                f"Could not find a property named '{name}' on type "
+                "'microsoft.graph.servicePrincipal'.",
             )
     return names
 

@@ -46,6 +46,7 @@ CODE_UNEXPECTED_RESPONSE = "SystemForCrossDomainIdentityManagementUnexpectedResp
 _LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 _TIMEOUT = httpx.Timeout(8.0, connect=4.0)
 _PREFIX = "Error validating credentials. "
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +147,16 @@ def _judge_response(response: httpx.Response) -> ProbeFailure | None:
     if status in (401, 403):
         return ProbeFailure(
             CODE_CREDENTIALS_REJECTED,
-            _PREFIX + "You appear to have entered invalid credentials. "
+            _PREFIX
+            + "You appear to have entered invalid credentials. "
             + _status_sentence(status)
             + " Check that the secret token is correct and has not been rotated or revoked.",
         )
     if status == 404:
         return ProbeFailure(
             CODE_UNEXPECTED_STATUS,
-            _PREFIX + "We received this unexpected response from your application: "
+            _PREFIX
+            + "We received this unexpected response from your application: "
             + _status_sentence(status)
             + " Check that the tenant URL is the SCIM base URL (the path that /Users is "
             "directly under).",
@@ -161,7 +164,8 @@ def _judge_response(response: httpx.Response) -> ProbeFailure | None:
     if status != 200:
         return ProbeFailure(
             CODE_UNEXPECTED_STATUS,
-            _PREFIX + "We received this unexpected response from your application: "
+            _PREFIX
+            + "We received this unexpected response from your application: "
             + _status_sentence(status),
         )
     try:
@@ -202,8 +206,12 @@ def probe_scim_endpoint(
         "Accept": "application/scim+json",
         "User-Agent": "runbook-sandbox-provisioning/1.0",
     }
+    # A proxy from the environment must not swallow requests to the loopback stand-ins.
+    trust_env = (parts.hostname or "").lower() not in _LOOPBACK
     try:
-        with httpx.Client(verify=verify, timeout=_TIMEOUT, follow_redirects=False) as client:
+        with httpx.Client(
+            verify=verify, timeout=_TIMEOUT, follow_redirects=False, trust_env=trust_env
+        ) as client:
             response = client.get(users_url, params=params, headers=headers)
     except httpx.HTTPError as error:
         return _transport_failure(base_address, error)

@@ -120,7 +120,9 @@ class TenantState:
 
     # -- applications and service principals ---------------------------------------
 
-    def instantiate(self, template_id: str, display_name: str) -> tuple[Application, ServicePrincipal]:
+    def instantiate(
+        self, template_id: str, display_name: str
+    ) -> tuple[Application, ServicePrincipal]:
         """Create an application and its service principal (never idempotent)."""
         with self.lock:
             now = utc_now()

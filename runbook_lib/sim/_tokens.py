@@ -141,7 +141,9 @@ class TokenStore:
                     issued.subject,
                 )
 
-    def start_device_flow(self, client_id: str, scopes: tuple[str, ...], user_code: str) -> DeviceCode:
+    def start_device_flow(
+        self, client_id: str, scopes: tuple[str, ...], user_code: str
+    ) -> DeviceCode:
         """Register and return a new device code for ``client_id``."""
         code = DeviceCode(
             device_code=secrets.token_urlsafe(48),

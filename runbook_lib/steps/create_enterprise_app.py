@@ -22,8 +22,6 @@ class CreateEnterpriseApp(Step):
     name: ClassVar[str] = "02-create-enterprise-app"
     title: ClassVar[str] = "Create the enterprise app (non-gallery)"
 
-    consistency_timeout: float = 300.0
-
     def plan(self) -> list[Change]:
         name = self.runbook.app_name
         app = find_app(self.runbook.graph, name)
@@ -49,7 +47,6 @@ class CreateEnterpriseApp(Step):
         graph.wait_for(
             lambda: graph.get(f"servicePrincipals/{sp_id}", **{"$select": "id"}),
             what=f"service principal {sp_id}",
-            timeout=self.consistency_timeout,
             progress=self.runbook.progress,
         )
         self._wait_listed(sp_id)
@@ -67,8 +64,7 @@ class CreateEnterpriseApp(Step):
                 raise GraphNotFound("not listed yet", status=404)
             return app
 
-        graph.wait_for(listed, what="the new app in name lookups", timeout=self.consistency_timeout,
-                       progress=self.runbook.progress)
+        graph.wait_for(listed, what="the new app in name lookups", progress=self.runbook.progress)
 
     def verify(self) -> list[CheckResult]:
         name = self.runbook.app_name
