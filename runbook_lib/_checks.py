@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ._redact import redact
@@ -16,7 +16,7 @@ from ._redact import redact
 __all__ = ["Change", "CheckResult", "Status", "StepResult"]
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Outcome of one check."""
 
     PASS = "pass"
@@ -102,8 +102,7 @@ class StepResult:
             return f"dry run: {len(self.planned)} change(s) planned"
         verdict = "ok" if self.ok else "FAILED"
         return (
-            f"{verdict}: {len(self.applied)} change(s), "
-            f"{passed}/{len(self.checks)} check(s) passed"
+            f"{verdict}: {len(self.applied)} change(s), {passed}/{len(self.checks)} check(s) passed"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,9 +142,7 @@ class StepResult:
             parts.append(f"<p><i>{none}</i></p>")
         if self.checks:
             rows = "".join(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-                    _ICON[c.status], esc(c.title), esc(c.detail), esc(c.remediation)
-                )
+                f"<tr><td>{_ICON[c.status]}</td><td>{esc(c.title)}</td><td>{esc(c.detail)}</td><td>{esc(c.remediation)}</td></tr>"
                 for c in self.checks
             )
             parts.append(

@@ -151,9 +151,7 @@ class AmbiguousAppError(StepError):
 
     def __init__(self, name: str, matches: list[dict[str, Any]]) -> None:
         self.matches = matches
-        lines = "; ".join(
-            f"objectId {m.get('id')} (appId {m.get('appId')})" for m in matches
-        )
+        lines = "; ".join(f"objectId {m.get('id')} (appId {m.get('appId')})" for m in matches)
         super().__init__(
             f"{len(matches)} enterprise apps are named '{name}': {lines}.",
             "Rename or delete the extra apps in Entra admin center > Enterprise apps, "

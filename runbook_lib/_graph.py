@@ -63,7 +63,9 @@ def _remediation(status: int, code: str) -> str:
             "consent), or sign in as an Application Administrator."
         )
     if status == 404:
-        return "Check the object still exists; objects created moments ago can take minutes to appear."
+        return (
+            "Check the object still exists; objects created moments ago can take minutes to appear."
+        )
     if status in _RETRY_STATUSES:
         return "Graph is throttling or unavailable: wait a few minutes and run the step again."
     if status >= 500:
@@ -219,7 +221,10 @@ class GraphClient:
                 wait = min(self._retry_after(response, attempt), self._max_retry_wait)
                 log.info(
                     "Graph answered %s; retrying in %.1f s (attempt %d of %d)",
-                    response.status_code, wait, attempt + 1, self._max_retries,
+                    response.status_code,
+                    wait,
+                    attempt + 1,
+                    self._max_retries,
                 )
                 self._sleep(wait)
                 attempt += 1
@@ -243,7 +248,11 @@ class GraphClient:
         return self.request("DELETE", path)
 
     def get_all(
-        self, path: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+        self,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield every item of a collection, following ``@odata.nextLink``."""
         page = self.request("GET", path, params=params, headers=headers)

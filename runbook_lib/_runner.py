@@ -90,8 +90,11 @@ class RunSummary:
             lines.append(f"| {o.notebook} | {o.line} | {'; '.join(o.changes) or '-'} |")
         for o in self.outcomes:
             if o.error:
-                lines += ["", f"**{o.notebook}**: {o.error.get('message', '')}",
-                          f"Fix: {o.error.get('remediation', '')}"]
+                lines += [
+                    "",
+                    f"**{o.notebook}**: {o.error.get('message', '')}",
+                    f"Fix: {o.error.get('remediation', '')}",
+                ]
         return redact("\n".join(lines)) + "\n"
 
 
@@ -112,23 +115,56 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 def _outcome(notebook: str, record: dict[str, Any] | None, failure: str | None) -> StepOutcome:
     if record is None:
         message = failure or "the notebook did not record a result"
-        return StepOutcome(notebook, "failed", f"FAILED: {message}",
-                           error={"message": message, "remediation": "Open the executed notebook in the run folder.", "hint": ""})
+        return StepOutcome(
+            notebook,
+            "failed",
+            f"FAILED: {message}",
+            error={
+                "message": message,
+                "remediation": "Open the executed notebook in the run folder.",
+                "hint": "",
+            },
+        )
     steps = record.get("steps", [])
-    changes = [f"{c['action']} {c['target']}" for s in steps for c in s.get("applied", [])
-               if c["action"] != "test"]
+    changes = [
+        f"{c['action']} {c['target']}"
+        for s in steps
+        for c in s.get("applied", [])
+        if c["action"] != "test"
+    ]
     planned = [f"{c['action']} {c['target']}" for s in steps for c in s.get("planned", [])]
     checks = [c for s in steps for c in s.get("checks", [])]
     passed = sum(1 for c in checks if c["status"] == "pass")
     if record.get("dry_run"):
-        return StepOutcome(notebook, "dry-run", f"dry run: {len(planned)} change(s) planned",
-                           changes=[f"(planned) {p}" for p in planned])
+        return StepOutcome(
+            notebook,
+            "dry-run",
+            f"dry run: {len(planned)} change(s) planned",
+            changes=[f"(planned) {p}" for p in planned],
+        )
     if record.get("ok") and failure is None:
-        return StepOutcome(notebook, "ok", f"ok: {len(changes)} change(s), {passed}/{len(checks)} checks passed",
-                           changes=changes, checks_passed=passed, checks_total=len(checks))
-    error = record.get("error") or {"message": failure or "a check failed", "remediation": "", "hint": ""}
-    return StepOutcome(notebook, "failed", f"FAILED: {error.get('message')}", changes=changes,
-                       checks_passed=passed, checks_total=len(checks), error=error)
+        return StepOutcome(
+            notebook,
+            "ok",
+            f"ok: {len(changes)} change(s), {passed}/{len(checks)} checks passed",
+            changes=changes,
+            checks_passed=passed,
+            checks_total=len(checks),
+        )
+    error = record.get("error") or {
+        "message": failure or "a check failed",
+        "remediation": "",
+        "hint": "",
+    }
+    return StepOutcome(
+        notebook,
+        "failed",
+        f"FAILED: {error.get('message')}",
+        changes=changes,
+        checks_passed=passed,
+        checks_total=len(checks),
+        error=error,
+    )
 
 
 def run_notebooks(
@@ -156,7 +192,9 @@ def run_notebooks(
     with _environment({**env, RESULTS_DIR_ENV: str(folder)}):
         for notebook in selected:
             if failed:
-                summary.outcomes.append(StepOutcome(notebook, "skipped", "skipped: an earlier step failed"))
+                summary.outcomes.append(
+                    StepOutcome(notebook, "skipped", "skipped: an earlier step failed")
+                )
                 echo(f"  {notebook:<28} skipped: an earlier step failed")
                 continue
             failure: str | None = None

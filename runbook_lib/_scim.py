@@ -127,9 +127,7 @@ class IruScimClient:
                     "to its CA certificate (PEM); otherwise check the URL's host.",
                     hint=_HINT,
                 ) from exc
-            if any(isinstance(e, socket.gaierror) for e in chain) or "Name or service" in str(
-                exc
-            ):
+            if any(isinstance(e, socket.gaierror) for e in chain) or "Name or service" in str(exc):
                 raise PreflightError(
                     "dns",
                     f"The host name {host} does not resolve (DNS lookup failed).",

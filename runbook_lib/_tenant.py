@@ -34,7 +34,11 @@ def find_apps(graph: GraphClient, name: str) -> list[dict[str, Any]]:
     """Every service principal whose display name is exactly ``name``."""
     params = {"$filter": f"displayName eq {odata_quote(name)}", "$select": _SP_FIELDS}
     # Graph's eq on displayName ignores case; the runbook wants the exact name.
-    return [sp for sp in graph.get_all("servicePrincipals", params=params) if sp.get("displayName") == name]
+    return [
+        sp
+        for sp in graph.get_all("servicePrincipals", params=params)
+        if sp.get("displayName") == name
+    ]
 
 
 def find_app(graph: GraphClient, name: str) -> dict[str, Any] | None:

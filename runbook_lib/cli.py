@@ -50,7 +50,9 @@ def _target_env(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], obje
 
     config = config_from_environment(seed=args.seed)
     with Sandbox(config) as sandbox:
-        print(f"Sandbox started (seed {args.seed}): Graph {sandbox.graph_url}, Iru {sandbox.scim_url}")
+        print(
+            f"Sandbox started (seed {args.seed}): Graph {sandbox.graph_url}, Iru {sandbox.scim_url}"
+        )
         yield sandbox.env(), sandbox
     print("Sandbox stopped.")
 
@@ -58,9 +60,16 @@ def _target_env(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], obje
 def _cmd_run(args: argparse.Namespace) -> int:
     from ._runner import NOTEBOOKS, run_notebooks
 
-    unknown = [o for o in (args.only or []) if o not in NOTEBOOKS and o not in {n.split("-")[0] for n in NOTEBOOKS}]
+    unknown = [
+        o
+        for o in (args.only or [])
+        if o not in NOTEBOOKS and o not in {n.split("-")[0] for n in NOTEBOOKS}
+    ]
     if unknown:
-        print(f"Unknown step(s) {', '.join(unknown)}; choose from {', '.join(NOTEBOOKS)}.", file=sys.stderr)
+        print(
+            f"Unknown step(s) {', '.join(unknown)}; choose from {', '.join(NOTEBOOKS)}.",
+            file=sys.stderr,
+        )
         return 2
     with _target_env(args) as (env, _sandbox):
         if args.target == "tenant":
@@ -83,7 +92,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             notebooks_dir=Path(args.notebooks_dir) if args.notebooks_dir else None,
         )
     verdict = "passed" if summary.ok else "FAILED"
-    print(f"Run {verdict}: {summary.change_count} change(s). Executed notebooks and summary: {summary.folder}")
+    print(
+        f"Run {verdict}: {summary.change_count} change(s). Executed notebooks and summary: {summary.folder}"
+    )
     return 0 if summary.ok else 1
 
 
@@ -115,7 +126,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
                     else:
                         bad = [c for c in checks if not c.ok]
                         drift = drift or bool(bad)
-                        print(f"  {name:<28} " + ("in place" if not bad else "check failed: " + bad[0].line()))
+                        print(
+                            f"  {name:<28} "
+                            + ("in place" if not bad else "check failed: " + bad[0].line())
+                        )
         except RunbookError as exc:
             print(f"{exc.message}\nFix: {exc.remediation}", file=sys.stderr)
             return 2
@@ -137,10 +151,17 @@ def build_site(notebooks: Path | None, site_dir: Path, config_file: Path) -> Pat
     root = config_file.resolve().parent
     with tempfile.TemporaryDirectory(prefix="runbook-docs-") as tmp:
         docs = Path(tmp) / "docs"
-        shutil.copytree(root / "docs", docs, symlinks=False, ignore=shutil.ignore_patterns("notebooks"))
-        shutil.copytree(notebooks or root / "notebooks", docs / "notebooks",
-                        ignore=shutil.ignore_patterns("*.json", "*.md", ".ipynb_checkpoints"))
-        config = load_config(str(config_file), docs_dir=str(docs), site_dir=str(site_dir.resolve()), strict=True)
+        shutil.copytree(
+            root / "docs", docs, symlinks=False, ignore=shutil.ignore_patterns("notebooks")
+        )
+        shutil.copytree(
+            notebooks or root / "notebooks",
+            docs / "notebooks",
+            ignore=shutil.ignore_patterns("*.json", "*.md", ".ipynb_checkpoints"),
+        )
+        config = load_config(
+            str(config_file), docs_dir=str(docs), site_dir=str(site_dir.resolve()), strict=True
+        )
         build(config)
     return site_dir
 
@@ -157,10 +178,15 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
 
     args.target = "sandbox"
     source = Path(args.notebooks_dir) if args.notebooks_dir else None
-    with tempfile.TemporaryDirectory(prefix="runbook-refresh-") as tmp, _target_env(args) as (env, _):
+    with (
+        tempfile.TemporaryDirectory(prefix="runbook-refresh-") as tmp,
+        _target_env(args) as (env, _),
+    ):
         summary = run_notebooks(env, Path(tmp), target="sandbox", notebooks_dir=source)
         if not summary.ok:
-            print("A notebook failed; the committed notebooks were left unchanged.", file=sys.stderr)
+            print(
+                "A notebook failed; the committed notebooks were left unchanged.", file=sys.stderr
+            )
             return 1
         from ._runner import default_notebooks_dir
 
@@ -171,7 +197,11 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
             for cell in nb["cells"]:
                 cell.get("metadata", {}).pop("papermill", None)
                 cell.get("metadata", {}).pop("execution", None)
-            nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+            nb["cells"] = [
+                c
+                for c in nb["cells"]
+                if "injected-parameters" not in c.get("metadata", {}).get("tags", [])
+            ]
             count = 0
             for cell in nb["cells"]:  # renumber as if run top to bottom without the injected cell
                 if cell["cell_type"] == "code":
@@ -186,19 +216,34 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="runbook", description="Entra ID -> Iru Endpoint SCIM runbook.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every Graph call (never bodies)")
+    parser = argparse.ArgumentParser(
+        prog="runbook", description="Entra ID -> Iru Endpoint SCIM runbook."
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log every Graph call (never bodies)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def target_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--target", choices=("sandbox", "tenant"), default="sandbox",
-                       help="sandbox (default): the built-in rehearsal tenant; tenant: the RUNBOOK_* settings")
+        p.add_argument(
+            "--target",
+            choices=("sandbox", "tenant"),
+            default="sandbox",
+            help="sandbox (default): the built-in rehearsal tenant; tenant: the RUNBOOK_* settings",
+        )
         p.add_argument("--seed", type=int, default=1, help="sandbox seed (deterministic ids)")
 
     run = sub.add_parser("run", help="execute the runbook notebooks in order")
     target_options(run)
-    run.add_argument("--dry-run", action="store_true", help="print every step's plan and write nothing")
-    run.add_argument("--only", action="append", metavar="STEP", help="run only this step (repeatable), e.g. 02 or 02-create-enterprise-app")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print every step's plan and write nothing"
+    )
+    run.add_argument(
+        "--only",
+        action="append",
+        metavar="STEP",
+        help="run only this step (repeatable), e.g. 02 or 02-create-enterprise-app",
+    )
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs/)")
     run.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=_cmd_run)
@@ -214,12 +259,16 @@ def _parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=run_sim)
 
     docs = sub.add_parser("docs", help="build the documentation site (strict)")
-    docs.add_argument("--run", help="a runs/<timestamp> folder whose notebooks to render instead of notebooks/")
+    docs.add_argument(
+        "--run", help="a runs/<timestamp> folder whose notebooks to render instead of notebooks/"
+    )
     docs.add_argument("--site-dir", default="site")
     docs.add_argument("--config", default="mkdocs.yml")
     docs.set_defaults(func=_cmd_docs)
 
-    refresh = sub.add_parser("refresh-notebooks", help="re-run against a fresh sandbox and store outputs in notebooks/")
+    refresh = sub.add_parser(
+        "refresh-notebooks", help="re-run against a fresh sandbox and store outputs in notebooks/"
+    )
     refresh.add_argument("--seed", type=int, default=1)
     refresh.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
     refresh.set_defaults(func=_cmd_refresh)

@@ -42,7 +42,7 @@ def _display(obj: Any) -> None:
     try:
         from IPython.display import display
 
-        display(obj)
+        display(obj)  # type: ignore[no-untyped-call]
     except ImportError:  # pragma: no cover - ipykernel is a dependency
         print(obj)
 
@@ -51,7 +51,7 @@ def _markdown(text: str) -> None:
     try:
         from IPython.display import Markdown
 
-        _display(Markdown(text))
+        _display(Markdown(text))  # type: ignore[no-untyped-call]
     except ImportError:  # pragma: no cover
         print(text)
 
@@ -147,8 +147,11 @@ class Session:
             return
         if failed:
             first = failed[0]
-            self.error = {"message": f"{len(failed)} check(s) failed: {first.title}: {first.detail}",
-                          "remediation": first.remediation, "hint": first.hint}
+            self.error = {
+                "message": f"{len(failed)} check(s) failed: {first.title}: {first.detail}",
+                "remediation": first.remediation,
+                "hint": first.hint,
+            }
             self._fail(StepFailed(self.error["message"], first.remediation, hint=first.hint))
         print(f"All {len(checks)} check(s) passed.")
 
@@ -156,6 +159,8 @@ class Session:
 def start(notebook_id: str, *, dry_run: bool = False, **parameters: Any) -> Session:
     """Open a session for the notebook ``notebook_id`` with its (non-secret) parameters."""
     session = Session(notebook_id, dry_run=dry_run, **parameters)
-    print(f"{TITLES.get(notebook_id, notebook_id)} | app '{session.runbook.app_name}' | "
-          f"{'dry run' if dry_run else 'apply'}")
+    print(
+        f"{TITLES.get(notebook_id, notebook_id)} | app '{session.runbook.app_name}' | "
+        f"{'dry run' if dry_run else 'apply'}"
+    )
     return session

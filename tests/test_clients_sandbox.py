@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,7 +66,10 @@ def test_missing_tenant_id_names_the_setting(sandbox, monkeypatch) -> None:
     for key, value in sandbox.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("RUNBOOK_TENANT_ID")
-    with Runbook(load_settings()) as rb, pytest.raises(ConfigurationError, match="RUNBOOK_TENANT_ID"):
+    with (
+        Runbook(load_settings()) as rb,
+        pytest.raises(ConfigurationError, match="RUNBOOK_TENANT_ID"),
+    ):
         rb.graph.get("servicePrincipals")
 
 
@@ -73,9 +77,15 @@ def test_missing_tenant_id_names_the_setting(sandbox, monkeypatch) -> None:
 def test_paging_follows_next_link(rb: Runbook) -> None:
     for i in range(5):
         rb.graph.post(TEMPLATE, {"displayName": f"Paged app {i}"})
+
     # Each new app hides from lists for a few reads (eventual consistency); wait it out.
     def all_listed() -> list[dict]:
-        items = list(rb.graph.get_all("servicePrincipals", params={"$top": "2", "$filter": "startswith(displayName,'Paged app')"}))
+        items = list(
+            rb.graph.get_all(
+                "servicePrincipals",
+                params={"$top": "2", "$filter": "startswith(displayName,'Paged app')"},
+            )
+        )
         if len(items) < 5:
             raise GraphNotFound("not yet", status=404)
         return items
@@ -92,8 +102,12 @@ def test_new_object_answers_404_until_replicated_and_wait_for_rides_it_out(rb: R
         rb.graph.get(f"servicePrincipals/{sp_id}")
     assert info.value.code == "Request_ResourceNotFound" and info.value.request_id
     progress: list[str] = []
-    sp = rb.graph.wait_for(lambda: rb.graph.get(f"servicePrincipals/{sp_id}"), what="the app",
-                           interval=0.01, progress=progress.append)
+    sp = rb.graph.wait_for(
+        lambda: rb.graph.get(f"servicePrincipals/{sp_id}"),
+        what="the app",
+        interval=0.01,
+        progress=progress.append,
+    )
     assert sp["id"] == sp_id
     assert progress and "Waiting for the app" in progress[0]
 
@@ -104,6 +118,7 @@ def test_token_from_another_issuer_is_refused(sandbox) -> None:
     class Bogus:
         def get_token(self, *scopes, **kw):
             from azure.core.credentials import AccessToken
+
             return AccessToken("not-issued-by-the-sandbox", 2_000_000_000)
 
     client = GraphClient(sandbox.graph_url, Bogus(), verify=ssl_context(Path(sandbox.ca_path)))
@@ -113,10 +128,14 @@ def test_token_from_another_issuer_is_refused(sandbox) -> None:
 
 
 # -- SCIM pre-flight -------------------------------------------------------------------------
-def _scim(sandbox, url: str | None = None, token: str | None = None, ca: bool = True) -> IruScimClient:
+def _scim(
+    sandbox, url: str | None = None, token: str | None = None, ca: bool = True
+) -> IruScimClient:
     env = sandbox.env()
     verify = ssl_context(Path(sandbox.ca_path)) if ca else True
-    return IruScimClient(url or env["RUNBOOK_SCIM_URL"], SecretStr(token or env["RUNBOOK_SCIM_TOKEN"]), verify=verify)
+    return IruScimClient(
+        url or env["RUNBOOK_SCIM_URL"], SecretStr(token or env["RUNBOOK_SCIM_TOKEN"]), verify=verify
+    )
 
 
 def test_preflight_passes_with_the_right_url_and_token(sandbox) -> None:
@@ -168,16 +187,23 @@ def test_preflight_untrusted_certificate_is_a_tls_failure(sandbox) -> None:
 def test_preflight_web_page_is_not_scim(tmp_path: Path) -> None:
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
-    server_ctx = __import__("ssl").SSLContext(__import__("ssl").PROTOCOL_TLS_SERVER)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     cert.configure_cert(server_ctx)
-    app = lambda environ, start: Response("<html>Welcome</html>", mimetype="text/html")(environ, start)  # noqa: E731
+
+    def app(environ, start):  # a web page, such as a product sign-in page
+        return Response("<html>Welcome</html>", mimetype="text/html")(environ, start)
+
     server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=server_ctx)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         pem = tmp_path / "ca.pem"
         ca.cert_pem.write_to_path(str(pem))
-        client = IruScimClient(f"https://127.0.0.1:{server.port}/api/v1/scim", SecretStr("x" * 10), verify=ssl_context(pem))
+        client = IruScimClient(
+            f"https://127.0.0.1:{server.port}/api/v1/scim",
+            SecretStr("x" * 10),
+            verify=ssl_context(pem),
+        )
         with pytest.raises(PreflightError) as info:
             client.preflight()
         assert info.value.kind == "not_scim"

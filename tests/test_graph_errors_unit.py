@@ -30,8 +30,16 @@ def _client(handler, sleeps: list[float], retries: int = 3) -> GraphClient:
     )
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    body = {"error": {"code": code, "message": message, "innerError": {"request-id": "rid-1", "date": "x"}}}
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {"request-id": "rid-1", "date": "x"},
+        }
+    }
     return httpx.Response(status, json=body, headers=headers or {})
 
 
@@ -59,7 +67,9 @@ def test_503_without_retry_after_backs_off_exponentially_and_gives_up() -> None:
 
 
 def test_error_body_keeps_code_message_and_request_id() -> None:
-    client = _client(lambda r: _error(403, "Authorization_RequestDenied", "Insufficient privileges"), [])
+    client = _client(
+        lambda r: _error(403, "Authorization_RequestDenied", "Insufficient privileges"), []
+    )
     with pytest.raises(GraphAuthError) as info:
         client.post("servicePrincipals/x/synchronization/jobs", {"templateId": "scim"})
     err = info.value

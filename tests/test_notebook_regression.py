@@ -46,4 +46,6 @@ def test_committed_notebooks_reproduce_on_a_fresh_sandbox(sandbox) -> None:
         if result.diff_filtered:
             failures.append(f"{name}:\n{result.diff_string}")
     if failures:
-        pytest.fail("Notebook outputs changed; run `make notebooks` if intended.\n" + "\n".join(failures))
+        pytest.fail(
+            "Notebook outputs changed; run `make notebooks` if intended.\n" + "\n".join(failures)
+        )

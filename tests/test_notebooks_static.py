@@ -47,14 +47,18 @@ def test_code_cells_only_call_the_library(name: str) -> None:
     for cell in _load(name).cells:
         if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
             continue
-        lines = [l for l in cell.source.splitlines() if l.strip()]
+        lines = [line for line in cell.source.splitlines() if line.strip()]
         assert len(lines) <= MAX_CODE_LINES, f"cell {cell['id']} has {len(lines)} lines"
         for line in lines:
-            assert re.match(r"^(from runbook_lib[\w.]* import |session\b|session = start\()", line), line
+            assert re.match(
+                r"^(from runbook_lib[\w.]* import |session\b|session = start\()", line
+            ), line
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_committed_outputs_have_no_errors(name: str) -> None:
     for cell in _load(name).cells:
         for output in cell.get("outputs", []):
-            assert output.get("output_type") != "error", f"{name} cell {cell['id']} has an error output"
+            assert output.get("output_type") != "error", (
+                f"{name} cell {cell['id']} has an error output"
+            )

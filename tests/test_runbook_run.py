@@ -23,7 +23,8 @@ def _graph_writes(sandbox) -> list[str]:
     return [
         f"{r.method} {r.path}"
         for r in sandbox.requests("graph")
-        if r.method in {"POST", "PUT", "PATCH", "DELETE"} and not r.path.endswith("validateCredentials")
+        if r.method in {"POST", "PUT", "PATCH", "DELETE"}
+        and not r.path.endswith("validateCredentials")
     ]
 
 
@@ -48,7 +49,9 @@ def test_make_run_equivalent_executes_all_notebooks_on_a_fresh_sandbox(tmp_path,
     assert str(folder) in out
     for name in NOTEBOOKS:
         nb = nbformat.read(folder / f"{name}.ipynb", as_version=4)
-        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        errors = [
+            o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"
+        ]
         assert errors == [], name
         assert f"  {name}" in out
     summary = json.loads((folder / "summary.json").read_text())
@@ -57,7 +60,9 @@ def test_make_run_equivalent_executes_all_notebooks_on_a_fresh_sandbox(tmp_path,
     assert "create enterprise app" in (folder / "summary.md").read_text()
 
 
-def test_second_run_against_the_same_sandbox_changes_nothing(sandbox, monkeypatch, tmp_path, capsys) -> None:
+def test_second_run_against_the_same_sandbox_changes_nothing(
+    sandbox, monkeypatch, tmp_path, capsys
+) -> None:
     _use(sandbox, monkeypatch)
     assert main(["run", "--target", "tenant", "--runs-dir", str(tmp_path / "one")]) == 0
     first = json.loads((_only_run(tmp_path / "one") / "summary.json").read_text())
@@ -93,7 +98,9 @@ def test_only_runs_the_chosen_steps(sandbox, monkeypatch, tmp_path) -> None:
     ],
     ids=["wrong-token", "wrong-url"],
 )
-def test_wrong_token_or_url_stops_at_preflight(sandbox, monkeypatch, tmp_path, capsys, override, cause, fix) -> None:
+def test_wrong_token_or_url_stops_at_preflight(
+    sandbox, monkeypatch, tmp_path, capsys, override, cause, fix
+) -> None:
     if override.get("RUNBOOK_SCIM_URL") == "PATH":
         override = {"RUNBOOK_SCIM_URL": sandbox.scim_url.replace("/api/v1/scim", "/scim/v2")}
     _use(sandbox, monkeypatch, **override)
@@ -107,14 +114,18 @@ def test_wrong_token_or_url_stops_at_preflight(sandbox, monkeypatch, tmp_path, c
     assert "a-rotated-token-0000" not in out
 
 
-def test_canary_token_never_reaches_runs_site_or_logs(sandbox_factory, monkeypatch, tmp_path, capfd) -> None:
+def test_canary_token_never_reaches_runs_site_or_logs(
+    sandbox_factory, monkeypatch, tmp_path, capfd
+) -> None:
     sb = sandbox_factory(scim_token=CANARY)
     _use(sb, monkeypatch)
     assert main(["-v", "run", "--target", "tenant", "--runs-dir", str(tmp_path / "runs")]) == 0
     folder = _only_run(tmp_path / "runs")
     # The token really was the one in use: Iru accepted it and Entra saved it.
     assert sb.secrets(sb.service_principals()[0]["id"])["SecretToken"] == CANARY
-    site = build_site(folder, tmp_path / "site", Path(__file__).resolve().parent.parent / "mkdocs.yml")
+    site = build_site(
+        folder, tmp_path / "site", Path(__file__).resolve().parent.parent / "mkdocs.yml"
+    )
     assert (site / "notebooks" / "03-configure-provisioning" / "index.html").exists()
     captured = capfd.readouterr()
     assert CANARY not in _files_text(folder)

@@ -27,7 +27,9 @@ def test_defaults_point_at_microsoft() -> None:
     assert s.scim_token is None and s.client_secret is None
 
 
-def test_environment_values_are_read_and_parameters_override_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_values_are_read_and_parameters_override_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("RUNBOOK_APP_NAME", "From env")
     monkeypatch.setenv("RUNBOOK_SCIM_URL", "https://acme.api.kandji.io/api/v1/scim")
     assert load_settings().app_name == "From env"
@@ -43,7 +45,9 @@ def test_secrets_are_refused_as_parameters() -> None:
     assert CANARY not in str(info.value)
 
 
-def test_secret_is_masked_in_repr_and_registered_for_redaction(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secret_is_masked_in_repr_and_registered_for_redaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("RUNBOOK_SCIM_TOKEN", CANARY)
     s = load_settings()
     assert CANARY not in repr(s) and CANARY not in str(s)
@@ -67,7 +71,9 @@ def test_missing_ca_bundle_file_is_reported(monkeypatch: pytest.MonkeyPatch, tmp
         load_settings()
 
 
-def test_missing_secret_without_keyring_or_terminal_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_secret_without_keyring_or_terminal_says_how_to_set_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr("runbook_lib._settings._from_keyring", lambda name: None)
     with pytest.raises(ConfigurationError) as info:
         require_secret(load_settings(), "scim_token")
@@ -76,7 +82,9 @@ def test_missing_secret_without_keyring_or_terminal_says_how_to_set_it(monkeypat
 
 
 def test_secret_from_keyring_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("runbook_lib._settings._from_keyring", lambda name: CANARY if name == "scim_token" else None)
+    monkeypatch.setattr(
+        "runbook_lib._settings._from_keyring", lambda name: CANARY if name == "scim_token" else None
+    )
     assert require_secret(load_settings(), "scim_token").get_secret_value() == CANARY
 
 

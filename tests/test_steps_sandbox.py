@@ -1,4 +1,4 @@
-"""The runbook steps against the sandbox: plan -> apply -> verify, idempotence, dry run, bad input."""
+"""The runbook steps against the sandbox: plan, apply, verify, idempotence, dry run, bad input."""
 
 from __future__ import annotations
 
@@ -49,7 +49,10 @@ def test_create_then_configure_then_nothing_to_do(rb: Runbook, sandbox) -> None:
     configured = ConfigureProvisioning(rb).run()
     assert configured.ok, configured
     assert {c.target for c in configured.planned} == {
-        "provisioning job", "Tenant URL (BaseAddress)", "Secret token (SecretToken)"}
+        "provisioning job",
+        "Tenant URL (BaseAddress)",
+        "Secret token (SecretToken)",
+    }
     sp_id = sps[0]["id"]
     secrets = sandbox.secrets(sp_id)
     assert secrets["BaseAddress"] == rb.settings.scim_url
@@ -93,7 +96,9 @@ def test_configure_before_create_points_at_step_02(rb: Runbook) -> None:
     assert info.value.hint == "02-create-enterprise-app"
 
 
-def test_wrong_token_fails_test_connection_and_saves_nothing(rb: Runbook, sandbox, monkeypatch) -> None:
+def test_wrong_token_fails_test_connection_and_saves_nothing(
+    rb: Runbook, sandbox, monkeypatch
+) -> None:
     CreateEnterpriseApp(rb).run()
     monkeypatch.setenv("RUNBOOK_SCIM_TOKEN", "a-wrong-token-for-test")
     with Runbook(load_settings()) as bad:
@@ -123,8 +128,10 @@ def test_force_token_update_resaves_and_keeps_other_secrets(rb: Runbook, sandbox
     ConfigureProvisioning(rb).run()
     sp_id = sandbox.service_principals()[0]["id"]
     current = sandbox.secrets(sp_id)
-    rb.graph.put(f"servicePrincipals/{sp_id}/synchronization/secrets",
-                 {"value": [{"key": k, "value": v} for k, v in {**current, "SyncAll": "false"}.items()]})
+    rb.graph.put(
+        f"servicePrincipals/{sp_id}/synchronization/secrets",
+        {"value": [{"key": k, "value": v} for k, v in {**current, "SyncAll": "false"}.items()]},
+    )
     result = ConfigureProvisioning(rb, force_token_update=True).run()
     assert [c.target for c in result.applied if c.action == "set"] == ["Secret token (SecretToken)"]
     assert sandbox.secrets(sp_id)["SyncAll"] == "false"

@@ -8,7 +8,14 @@ from .connect import Connect
 from .create_enterprise_app import CreateEnterpriseApp
 from .overview import Prerequisites
 
-__all__ = ["STEPS", "ConfigureProvisioning", "Connect", "CreateEnterpriseApp", "Prerequisites", "Step"]
+__all__ = [
+    "STEPS",
+    "ConfigureProvisioning",
+    "Connect",
+    "CreateEnterpriseApp",
+    "Prerequisites",
+    "Step",
+]
 
 STEPS: dict[str, type[Step]] = {
     step.name: step for step in (Prerequisites, Connect, CreateEnterpriseApp, ConfigureProvisioning)

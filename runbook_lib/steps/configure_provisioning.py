@@ -114,7 +114,9 @@ class ConfigureProvisioning(Step):
         elif job is not None and saved_url.rstrip("/") == url.rstrip("/"):
             works, why = self._saved_credentials_work(sp["id"], job["id"])
             if not works:
-                changes.append(Change("set", _TOKEN, f"the saved token fails Test connection: {why}"))
+                changes.append(
+                    Change("set", _TOKEN, f"the saved token fails Test connection: {why}")
+                )
         elif job is not None:
             changes.append(Change("set", _TOKEN, "saved again with the new Tenant URL"))
         if any(c.target == _URL for c in changes) and not any(c.target == _TOKEN for c in changes):
@@ -130,7 +132,11 @@ class ConfigureProvisioning(Step):
         try:
             graph.post(
                 f"servicePrincipals/{sp_id}/synchronization/jobs/validateCredentials",
-                {"useSavedCredentials": False, "templateId": SCIM_TEMPLATE_ID, "credentials": credentials},
+                {
+                    "useSavedCredentials": False,
+                    "templateId": SCIM_TEMPLATE_ID,
+                    "credentials": credentials,
+                },
             )
         except GraphError as exc:
             raise StepError(
@@ -172,30 +178,58 @@ class ConfigureProvisioning(Step):
         if job is None:
             return [
                 CheckResult.failed(
-                    "Provisioning job exists", "the app has no scim job",
-                    "Run this step again.", self.name,
+                    "Provisioning job exists",
+                    "the app has no scim job",
+                    "Run this step again.",
+                    self.name,
                 )
             ]
-        checks.append(CheckResult.passed("Provisioning job exists", f"{job['id']} (template {job.get('templateId')})"))
+        checks.append(
+            CheckResult.passed(
+                "Provisioning job exists", f"{job['id']} (template {job.get('templateId')})"
+            )
+        )
         secrets = read_secrets(graph, sp["id"])
         saved = secrets.get("BaseAddress", "")
         if saved.rstrip("/") == url.rstrip("/"):
             checks.append(CheckResult.passed("Tenant URL saved", saved))
         else:
-            checks.append(CheckResult.failed("Tenant URL saved", f"saved value is {saved or '(none)'}",
-                                             "Run this step again.", self.name))
+            checks.append(
+                CheckResult.failed(
+                    "Tenant URL saved",
+                    f"saved value is {saved or '(none)'}",
+                    "Run this step again.",
+                    self.name,
+                )
+            )
         if secrets.get("SecretToken"):
-            checks.append(CheckResult.passed("Secret token saved", "present (Graph never returns its value)"))
+            checks.append(
+                CheckResult.passed("Secret token saved", "present (Graph never returns its value)")
+            )
         else:
-            checks.append(CheckResult.failed("Secret token saved", "no SecretToken is saved",
-                                             "Run this step again.", self.name))
+            checks.append(
+                CheckResult.failed(
+                    "Secret token saved",
+                    "no SecretToken is saved",
+                    "Run this step again.",
+                    self.name,
+                )
+            )
         try:
             works, why = self._saved_credentials_work(sp["id"], job["id"])
         except GraphNotFound:
             works, why = False, "job not readable yet"
         if works:
-            checks.append(CheckResult.passed("Test connection with the saved credentials", "succeeded"))
+            checks.append(
+                CheckResult.passed("Test connection with the saved credentials", "succeeded")
+            )
         else:
-            checks.append(CheckResult.failed("Test connection with the saved credentials", why,
-                                             test_connection_remediation(why), "01-connect"))
+            checks.append(
+                CheckResult.failed(
+                    "Test connection with the saved credentials",
+                    why,
+                    test_connection_remediation(why),
+                    "01-connect",
+                )
+            )
         return checks

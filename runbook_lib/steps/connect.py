@@ -37,13 +37,21 @@ class Connect(Step):
                 CheckResult.passed("Signed in to Entra ID", f"tenant {rb.settings.tenant_id}")
             )
         except SignInError as exc:
-            checks.append(CheckResult.failed("Signed in to Entra ID", exc.message, exc.remediation, exc.hint))
+            checks.append(
+                CheckResult.failed("Signed in to Entra ID", exc.message, exc.remediation, exc.hint)
+            )
             return checks
         try:
             rb.graph.get("servicePrincipals", **{"$top": "1", "$select": "id"})
-            checks.append(CheckResult.passed("Microsoft Graph answers", "service principals are readable"))
+            checks.append(
+                CheckResult.passed("Microsoft Graph answers", "service principals are readable")
+            )
         except GraphError as exc:
-            checks.append(CheckResult.failed("Microsoft Graph answers", exc.message, exc.remediation, "01-connect"))
+            checks.append(
+                CheckResult.failed(
+                    "Microsoft Graph answers", exc.message, exc.remediation, "01-connect"
+                )
+            )
         try:
             result = rb.scim.preflight()
             checks.append(
@@ -62,5 +70,7 @@ class Connect(Step):
                 )
             )
         except RunbookError as exc:
-            checks.append(CheckResult.failed("Iru SCIM pre-flight", exc.message, exc.remediation, exc.hint))
+            checks.append(
+                CheckResult.failed("Iru SCIM pre-flight", exc.message, exc.remediation, exc.hint)
+            )
         return checks

@@ -43,7 +43,9 @@ class CreateEnterpriseApp(Step):
             f"applicationTemplates/{NON_GALLERY_TEMPLATE_ID}/instantiate", {"displayName": name}
         )
         sp_id = created["servicePrincipal"]["id"]
-        self.runbook.progress(f"Created '{name}' (objectId {sp_id}); waiting until Graph can read it")
+        self.runbook.progress(
+            f"Created '{name}' (objectId {sp_id}); waiting until Graph can read it"
+        )
         graph.wait_for(
             lambda: graph.get(f"servicePrincipals/{sp_id}", **{"$select": "id"}),
             what=f"service principal {sp_id}",
@@ -91,9 +93,15 @@ class CreateEnterpriseApp(Step):
                     "also works if its provisioning offers the 'scim' template.",
                 )
             )
-        roles = [r for r in app.get("appRoles", []) if r.get("displayName") == "User" and r.get("isEnabled", True)]
+        roles = [
+            r
+            for r in app.get("appRoles", [])
+            if r.get("displayName") == "User" and r.get("isEnabled", True)
+        ]
         if roles:
-            checks.append(CheckResult.passed("Has the 'User' app role for assignments", roles[0]["id"]))
+            checks.append(
+                CheckResult.passed("Has the 'User' app role for assignments", roles[0]["id"])
+            )
         else:
             checks.append(
                 CheckResult.failed(

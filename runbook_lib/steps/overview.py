@@ -38,32 +38,56 @@ class Prerequisites(Step):
             else:
                 checks.append(CheckResult.failed(title, "not set", fix, self.name))
 
-        need(s.tenant_id, "Tenant (RUNBOOK_TENANT_ID)", s.tenant_id,
-             "Copy the Directory (tenant) ID from Entra admin center > Overview.")
-        need(s.client_id, "App registration (RUNBOOK_CLIENT_ID)", s.client_id,
-             "Register an app (or use an existing one) and copy its Application (client) ID.")
+        need(
+            s.tenant_id,
+            "Tenant (RUNBOOK_TENANT_ID)",
+            s.tenant_id,
+            "Copy the Directory (tenant) ID from Entra admin center > Overview.",
+        )
+        need(
+            s.client_id,
+            "App registration (RUNBOOK_CLIENT_ID)",
+            s.client_id,
+            "Register an app (or use an existing one) and copy its Application (client) ID.",
+        )
         if s.client_secret is not None:
             checks.append(CheckResult.passed("Sign-in method", "client secret (app-only)"))
         else:
-            checks.append(CheckResult.passed("Sign-in method", "device code (you will be asked to sign in)"))
+            checks.append(
+                CheckResult.passed("Sign-in method", "device code (you will be asked to sign in)")
+            )
         scheme = urlsplit(s.scim_url).scheme
         if not s.scim_url:
-            checks.append(CheckResult.failed(
-                "Iru SCIM API URL (RUNBOOK_SCIM_URL)", "not set",
-                "In Iru Endpoint, add a SCIM integration and copy the SCIM API URL from View Details.",
-                self.name))
+            checks.append(
+                CheckResult.failed(
+                    "Iru SCIM API URL (RUNBOOK_SCIM_URL)",
+                    "not set",
+                    "In Iru Endpoint, add a SCIM integration and copy the SCIM API URL from View Details.",
+                    self.name,
+                )
+            )
         elif scheme != "https":
-            checks.append(CheckResult.failed(
-                "Iru SCIM API URL (RUNBOOK_SCIM_URL)", f"{s.scim_url} is not https://",
-                "Use the https:// URL from Iru's View Details; Entra refuses plain http.", "01-connect"))
+            checks.append(
+                CheckResult.failed(
+                    "Iru SCIM API URL (RUNBOOK_SCIM_URL)",
+                    f"{s.scim_url} is not https://",
+                    "Use the https:// URL from Iru's View Details; Entra refuses plain http.",
+                    "01-connect",
+                )
+            )
         else:
             checks.append(CheckResult.passed("Iru SCIM API URL (RUNBOOK_SCIM_URL)", s.scim_url))
         try:
             require_secret(s, "scim_token")
-            checks.append(CheckResult.passed("Iru SCIM token (RUNBOOK_SCIM_TOKEN)", "available (not shown)"))
+            checks.append(
+                CheckResult.passed("Iru SCIM token (RUNBOOK_SCIM_TOKEN)", "available (not shown)")
+            )
         except ConfigurationError as exc:
-            checks.append(CheckResult.failed("Iru SCIM token (RUNBOOK_SCIM_TOKEN)", exc.message,
-                                             exc.remediation, self.name))
+            checks.append(
+                CheckResult.failed(
+                    "Iru SCIM token (RUNBOOK_SCIM_TOKEN)", exc.message, exc.remediation, self.name
+                )
+            )
         checks.append(CheckResult.passed("Enterprise app name (RUNBOOK_APP_NAME)", s.app_name))
         checks.append(CheckResult.passed("Graph endpoint", s.graph_url))
         if s.ca_bundle is not None:
