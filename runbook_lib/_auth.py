@@ -139,11 +139,18 @@ def get_token(credential: TokenCredential, scope: str) -> AccessToken:
             if f"AADSTS{candidate}" in raw:
                 code = candidate
                 break
-        fix = _AADSTS_FIXES.get(
-            code,
-            "Check RUNBOOK_TENANT_ID, RUNBOOK_CLIENT_ID and the secret, and that "
-            "RUNBOOK_AUTHORITY is reachable.",
-        )
+        if not code and ("CERTIFICATE_VERIFY_FAILED" in raw or "SSLError" in raw):
+            fix = (
+                "The sign-in authority's TLS certificate is not trusted: if a TLS-inspecting "
+                "proxy or a private CA serves RUNBOOK_AUTHORITY, set RUNBOOK_CA_BUNDLE to its CA "
+                "certificate (PEM)."
+            )
+        else:
+            fix = _AADSTS_FIXES.get(
+                code,
+                "Check RUNBOOK_TENANT_ID, RUNBOOK_CLIENT_ID and the secret, and that "
+                "RUNBOOK_AUTHORITY is reachable.",
+            )
         raise SignInError(
             f"Sign-in to {scope} failed: {first}", fix, hint="01-connect", aadsts=code
         ) from exc

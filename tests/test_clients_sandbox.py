@@ -216,3 +216,14 @@ def test_preflight_flags_the_web_app_host() -> None:
 
     assert "web app host" in _url_advice("https://acme.kandji.io/api/v1/scim")
     assert "does not end in /api/v1/scim" in _url_advice("https://acme.api.kandji.io/")
+
+
+def test_device_code_sign_in_shows_the_code_and_reaches_graph(sandbox, monkeypatch) -> None:
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RUNBOOK_CLIENT_SECRET")
+    shown: list[str] = []
+    with Runbook(load_settings(), progress=shown.append) as rb:
+        assert type(rb.credential).__name__ == "DeviceCodeCredential"
+        assert rb.graph.get("servicePrincipals", **{"$top": "1"})["value"] == []
+    assert len(shown) == 1 and "enter the code" in shown[0]
