@@ -13,7 +13,7 @@ from typing import Any
 
 from ._redact import redact
 
-__all__ = ["Change", "CheckResult", "Status", "StepResult"]
+__all__ = ["Change", "CheckResult", "Exhibit", "Status", "StepResult"]
 
 
 class Status(StrEnum):
@@ -75,6 +75,15 @@ class Change:
         return f"{self.action} {self.target}" + (f": {self.detail}" if self.detail else "")
 
 
+@dataclass(frozen=True)
+class Exhibit:
+    """A table a step shows beside its checks (e.g. the attribute mappings)."""
+
+    title: str
+    html: str
+    text: str
+
+
 @dataclass(repr=False)
 class StepResult:
     """Everything one run of a step produced."""
@@ -86,6 +95,7 @@ class StepResult:
     applied: list[Change] = field(default_factory=list)
     checks: list[CheckResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    exhibits: list[Exhibit] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -124,6 +134,8 @@ class StepResult:
             lines.append("Checks:")
             lines += [f"  {c.line()}" for c in self.checks]
         lines += [f"Note: {n}" for n in self.notes]
+        for exhibit in self.exhibits:
+            lines += [exhibit.title + ":", exhibit.text]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -150,4 +162,6 @@ class StepResult:
                 f"</thead><tbody>{rows}</tbody></table>"
             )
         parts += [f"<p>{esc(n)}</p>" for n in self.notes]
+        for exhibit in self.exhibits:
+            parts.append(f"<p><b>{esc(exhibit.title)}</b></p>{exhibit.html}")
         return "".join(parts)

@@ -19,7 +19,14 @@ from ._scim import IruScimClient
 from ._settings import Settings, load_settings, require_secret
 from ._tls import ssl_context
 
-__all__ = ["Runbook"]
+__all__ = ["ProgressBarFactory", "Runbook"]
+
+ProgressBarFactory = Callable[..., Callable[[float | None], None]]
+"""``factory(total=..., description=...)`` returns ``update(elapsed)``; ``update(None)`` closes it."""
+
+
+def _no_bar(**_: Any) -> Callable[[float | None], None]:
+    return lambda elapsed: None
 
 
 class Runbook:
@@ -40,6 +47,7 @@ class Runbook:
         self.settings = settings or load_settings()
         self._credential = credential
         self.progress: Callable[[str], None] = progress or (lambda message: None)
+        self.progress_bar: ProgressBarFactory = _no_bar
 
     @classmethod
     def from_parameters(cls, **overrides: Any) -> Runbook:

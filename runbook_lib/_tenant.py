@@ -20,6 +20,8 @@ __all__ = [
     "find_scim_job",
     "read_secrets",
     "require_app",
+    "require_job",
+    "save_secrets",
 ]
 
 NON_GALLERY_TEMPLATE_ID = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
@@ -79,3 +81,31 @@ def read_secrets(graph: GraphClient, sp_id: str) -> dict[str, str]:
     except GraphNotFound:
         return {}
     return {item["key"]: item.get("value", "") for item in (body or {}).get("value", [])}
+
+
+def require_job(graph: GraphClient, sp_id: str) -> dict[str, Any]:
+    """The app's scim job; a missing job is an error that points at step 03."""
+    job = find_scim_job(graph, sp_id)
+    if job is None:
+        raise StepError(
+            "The app has no provisioning job yet.",
+            "Run 03-configure-provisioning first (Bearer authentication, Test connection, Create).",
+            hint="03-configure-provisioning",
+        )
+    return job
+
+
+def save_secrets(graph: GraphClient, sp_id: str, updates: dict[str, str], token: str) -> None:
+    """PUT the secrets with ``updates`` applied, keeping every other readable value.
+
+    Graph replaces the whole set on PUT and masks the saved token on GET, so the token is sent
+    again from the settings; without it the saved token would be erased.
+    """
+    current = read_secrets(graph, sp_id)
+    merged = {k: v for k, v in current.items() if v and v != SECRET_MASK}
+    merged["SecretToken"] = token
+    merged.update(updates)
+    graph.put(
+        f"servicePrincipals/{sp_id}/synchronization/secrets",
+        {"value": [{"key": k, "value": v} for k, v in merged.items()]},
+    )

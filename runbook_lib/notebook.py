@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ TITLES = {
     "01-connect": "01 - Connect",
     "02-create-enterprise-app": "02 - Create the enterprise app",
     "03-configure-provisioning": "03 - Configure provisioning",
+    "04-mappings-and-scope": "04 - Mappings and scope",
+    "05-enable-provisioning": "05 - Turn provisioning on",
+    "06-assign-users-and-groups": "06 - Assign users and groups",
+    "07-verify-provisioning": "07 - Verify provisioning",
+    "08-update-mappings-and-restart": "08 - Update mappings and restart",
+    "09-considerations": "09 - Considerations",
 }
 
 
@@ -54,6 +61,33 @@ def _markdown(text: str) -> None:
         _display(Markdown(text))  # type: ignore[no-untyped-call]
     except ImportError:  # pragma: no cover
         print(text)
+
+
+def _interactive() -> bool:
+    """True in JupyterLab (a person is watching); False under papermill, nbclient or mkdocs."""
+    try:
+        from IPython import get_ipython
+
+        kernel = getattr(get_ipython(), "kernel", None)
+        return bool(getattr(kernel, "_allow_stdin", False))
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def _tqdm_bar(*, total: float, description: str) -> Callable[[float | None], None]:
+    """A notebook progress bar over ``total`` seconds (only shown to a person watching)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=round(total), desc=description, unit="s")
+
+    def update(elapsed: float | None) -> None:
+        if elapsed is None:
+            bar.close()
+        else:
+            bar.n = min(round(elapsed), bar.total)
+            bar.refresh()
+
+    return update
 
 
 def _quiet_tracebacks() -> None:
@@ -82,6 +116,8 @@ class Session:
         except RunbookError as exc:
             self._fail(exc)
         self.runbook.progress = self._progress
+        if _interactive():
+            self.runbook.progress_bar = _tqdm_bar
 
     @staticmethod
     def _configure_logging() -> None:
@@ -135,6 +171,15 @@ class Session:
         self.results.append(result)
         self._record()
         _display(result)
+
+    def picker(self, users: list[str], groups: list[str], *, enabled: bool = False) -> None:
+        """Show the search-and-pick form (JupyterLab); picks are appended to the two lists."""
+        if not enabled:
+            print("Picker off (use_picker = False): the users and groups parameters are used.")
+            return
+        from .widgets import AssignmentPicker
+
+        _display(AssignmentPicker(self.runbook.graph, users, groups))
 
     def finish(self) -> None:
         """The closing verification: a table of every check; failures end with a HINT."""

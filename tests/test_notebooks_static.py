@@ -12,7 +12,7 @@ from runbook_lib._runner import NOTEBOOKS
 from runbook_lib.notebook import TITLES
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_CODE_LINES = 4
+MAX_CODE_LINES = 8
 
 
 def _load(name: str) -> nbformat.NotebookNode:
@@ -50,6 +50,8 @@ def test_code_cells_only_call_the_library(name: str) -> None:
         lines = [line for line in cell.source.splitlines() if line.strip()]
         assert len(lines) <= MAX_CODE_LINES, f"cell {cell['id']} has {len(lines)} lines"
         for line in lines:
+            if line.startswith((" ", ")")):
+                continue  # the continuation of a call split over several lines
             assert re.match(
                 r"^(from runbook_lib[\w.]* import |session\b|session = start\()", line
             ), line

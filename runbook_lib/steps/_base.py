@@ -13,8 +13,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from .._checks import Change, CheckResult, StepResult
+from .._checks import Change, CheckResult, Exhibit, StepResult
 from .._context import Runbook
+from .._exceptions import StepError
 
 __all__ = ["Step"]
 
@@ -29,6 +30,7 @@ class Step(ABC):
     def __init__(self, runbook: Runbook) -> None:
         self.runbook = runbook
         self.notes: list[str] = []
+        self.exhibits: list[Exhibit] = []
 
     @abstractmethod
     def plan(self) -> list[Change]:
@@ -45,9 +47,20 @@ class Step(ABC):
     def run(self, *, dry_run: bool = False) -> StepResult:
         """Plan, then (unless ``dry_run``) apply and verify."""
         result = StepResult(step=self.name, title=self.title, dry_run=dry_run)
-        result.planned = self.plan()
+        try:
+            result.planned = self.plan()
+        except StepError as exc:
+            # In a dry run, an earlier step's object (the app, the job) may not exist yet because
+            # that step only planned it. Say so instead of failing the whole dry run.
+            if not (dry_run and exc.hint and exc.hint < self.name):
+                raise
+            result.notes.append(
+                f"Nothing to plan yet: {exc.message} A real run of {exc.hint} creates it first."
+            )
+            return result
         if not dry_run:
             result.applied = self.apply(result.planned) if result.planned else []
             result.checks = self.verify()
         result.notes = list(self.notes)
+        result.exhibits = list(self.exhibits)
         return result

@@ -17,7 +17,13 @@ from typing import Any, ClassVar
 from .._checks import Change, CheckResult
 from .._exceptions import GraphError, GraphNotFound, StepError
 from .._settings import require_secret
-from .._tenant import SCIM_TEMPLATE_ID, SECRET_MASK, find_scim_job, read_secrets, require_app
+from .._tenant import (
+    SCIM_TEMPLATE_ID,
+    find_scim_job,
+    read_secrets,
+    require_app,
+    save_secrets,
+)
 from ._base import Step
 
 __all__ = ["ConfigureProvisioning", "test_connection_remediation"]
@@ -158,14 +164,9 @@ class ConfigureProvisioning(Step):
                 progress=self.runbook.progress,
             )
             applied.append(Change("create", _JOB, job_id))
-        # 3. Secrets: PUT replaces the whole set, so keep every readable value already saved.
-        current = read_secrets(graph, sp_id)
-        merged = {k: v for k, v in current.items() if v and v != SECRET_MASK}
-        merged.update({c["key"]: c["value"] for c in credentials})
-        graph.put(
-            f"servicePrincipals/{sp_id}/synchronization/secrets",
-            {"value": [{"key": k, "value": v} for k, v in merged.items()]},
-        )
+        # 3. Secrets: PUT replaces the whole set; save_secrets keeps the other saved values.
+        values = {c["key"]: c["value"] for c in credentials}
+        save_secrets(graph, sp_id, {"BaseAddress": values["BaseAddress"]}, values["SecretToken"])
         applied += [c for c in changes if c.target in (_URL, _TOKEN)]
         return applied
 

@@ -1,0 +1,129 @@
+"""08-update-mappings-and-restart: an existing setup moved to externalId <- objectId.
+
+For Microsoft Device Compliance, Iru matches users and groups to Intune by ``externalId``, which
+must carry the Entra ``objectId``. Entra's default maps users from ``mailNickname``, so an
+existing setup usually needs the User mapping changed. As the vendor page says, changed values
+reach Iru promptly only when provisioning is paused and started again; the step does that and
+then shows the new externalId values arriving in Iru.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .._checks import Change, CheckResult
+from .._expectations import compare, expected_state
+from .._schema import attribute_mapping, expected_external_id, object_mapping, with_changes
+from .._tenant import require_app, require_job
+from ._base import Step
+from .mappings_and_scope import schema_path
+from .verify_provisioning import _last_cycle, wait_for_cycle
+
+__all__ = ["UpdateMappingsAndRestart"]
+
+
+class UpdateMappingsAndRestart(Step):
+    """Map externalId from objectId for users and groups, then pause and start provisioning."""
+
+    name: ClassVar[str] = "08-update-mappings-and-restart"
+    title: ClassVar[str] = "Update externalId mappings and restart provisioning"
+
+    def __init__(self, runbook: Any, *, timeout_minutes: float = 10.0) -> None:
+        super().__init__(runbook)
+        self.timeout = timeout_minutes * 60.0
+        self.expected = expected_external_id(True)
+
+    def _read(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        graph = self.runbook.graph
+        sp = require_app(graph, self.runbook.app_name)
+        job = require_job(graph, sp["id"])
+        return sp, job, graph.get(schema_path(sp["id"], job["id"]))
+
+    def _mapping_changes(self, schema: dict[str, Any]) -> list[Change]:
+        changes = []
+        for obj, expression in self.expected.items():
+            mapping = object_mapping(schema, obj)
+            attr = attribute_mapping(mapping, "externalId") if mapping else None
+            current = ((attr or {}).get("source") or {}).get("expression", "(not mapped)")
+            if current != expression:
+                changes.append(Change("map", f"{obj} externalId", f"{current} -> {expression}"))
+        return changes
+
+    def _stale_in_iru(self, sp_id: str, schema: dict[str, Any]) -> list[str]:
+        expected = expected_state(self.runbook.graph, sp_id, schema)
+        return [m.name for m in compare(expected, self.runbook.scim) if "externalId" in m.problem]
+
+    def plan(self) -> list[Change]:
+        sp, _job, schema = self._read()
+        changes = self._mapping_changes(schema)
+        if not changes:
+            stale = self._stale_in_iru(sp["id"], schema)
+            if not stale:
+                return []
+            detail = f"{len(stale)} object(s) in Iru still carry the old externalId"
+        else:
+            detail = "pushes the new externalId values to Iru"
+        return changes + [
+            Change("pause", "provisioning job", detail),
+            Change("start", "provisioning job", detail),
+        ]
+
+    def apply(self, changes: list[Change]) -> list[Change]:
+        graph = self.runbook.graph
+        sp, job, schema = self._read()
+        base = f"servicePrincipals/{sp['id']}/synchronization/jobs/{job['id']}"
+        external = {
+            c.target.split()[0]: self.expected[c.target.split()[0]]
+            for c in changes
+            if c.action == "map"
+        }
+        if external:
+            graph.put(schema_path(sp["id"], job["id"]), with_changes(schema, external_id=external))
+        before = _last_cycle(graph.get(base))
+        graph.post(f"{base}/pause")
+        graph.post(f"{base}/start")
+        wait_for_cycle(self, sp["id"], job["id"], before, self.timeout)
+        return list(changes)
+
+    def verify(self) -> list[CheckResult]:
+        sp, _job, schema = self._read()
+        checks = []
+        remaining = self._mapping_changes(schema)
+        if remaining:
+            checks.append(
+                CheckResult.failed(
+                    "externalId comes from objectId for users and groups",
+                    "; ".join(c.line() for c in remaining),
+                    "Run this step again.",
+                    self.name,
+                )
+            )
+        else:
+            checks.append(
+                CheckResult.passed(
+                    "externalId comes from objectId for users and groups", "[objectId]"
+                )
+            )
+        expected = expected_state(self.runbook.graph, sp["id"], schema)
+        stale = [
+            m
+            for m in compare(expected, self.runbook.scim)
+            if "externalId" in m.problem or m.problem == "not in Iru"
+        ]
+        if stale:
+            checks.append(
+                CheckResult.failed(
+                    "Iru carries objectId as externalId",
+                    "; ".join(f"{m.name}: {m.problem}" for m in stale[:5]),
+                    "Wait for the next cycle or run this step again; 07-verify-provisioning shows the provisioning log errors.",
+                    self.name,
+                )
+            )
+        else:
+            count = len(expected.users) + len(expected.groups)
+            checks.append(
+                CheckResult.passed(
+                    "Iru carries objectId as externalId", f"{count} provisioned object(s) checked"
+                )
+            )
+        return checks
