@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._exceptions import GraphNotFound
 from ._graph import GraphClient
 from ._schema import attribute_mapping, direct_source, object_mapping
 from ._scim import IruScimClient
@@ -98,7 +99,10 @@ def expected_state(graph: GraphClient, sp_id: str, schema: dict[str, Any]) -> Ex
                 user_ids.setdefault(member, None)
     users: dict[str, dict[str, Any]] = {}
     for object_id in user_ids:
-        user = graph.get(f"users/{object_id}", **{"$select": _USER_FIELDS})
+        try:
+            user = graph.get(f"users/{object_id}", **{"$select": _USER_FIELDS})
+        except GraphNotFound:
+            continue  # deleted in Entra: Entra disables or deletes it in Iru on its own
         users[object_id] = user
         state.users.append(
             ExpectedUser(
@@ -114,7 +118,9 @@ def expected_state(graph: GraphClient, sp_id: str, schema: dict[str, Any]) -> Ex
                 object_id=group["id"],
                 display_name=group["displayName"],
                 external_id=_external_id(group, group_source),
-                member_user_names=frozenset(users[m]["userPrincipalName"].lower() for m in members),
+                member_user_names=frozenset(
+                    users[m]["userPrincipalName"].lower() for m in members if m in users
+                ),
             )
         )
     return state

@@ -17,10 +17,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ._exceptions import ConfigurationError
 from ._redact import redact
 from .notebook import RESULTS_DIR_ENV
 
-__all__ = ["NOTEBOOKS", "RunSummary", "StepOutcome", "default_notebooks_dir", "run_notebooks"]
+__all__ = [
+    "NOTEBOOKS",
+    "RunSummary",
+    "StepOutcome",
+    "default_notebooks_dir",
+    "load_parameters",
+    "run_notebooks",
+]
 
 NOTEBOOKS = (
     "00-overview",
@@ -29,6 +37,42 @@ NOTEBOOKS = (
     "03-configure-provisioning",
 )
 """The runbook pages, in the order they must run."""
+
+
+SECRET_WORDS = ("token", "secret", "password")
+
+
+def load_parameters(path: Path) -> dict[str, dict[str, Any]]:
+    """Per-page parameters from a YAML file: ``{page id: {name: value}}``.
+
+    Refuses anything that looks like a secret, because papermill writes parameters into the
+    executed notebooks.
+    """
+    import yaml
+
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ConfigurationError(
+            f"{path} must map page ids (like 06-assign-users-and-groups) to parameters.",
+            "See parameters/tenant.example.yaml for the layout.",
+        )
+    from .steps import STEPS
+
+    unknown = sorted(set(data) - set(STEPS))
+    if unknown:
+        raise ConfigurationError(
+            f"{path} names unknown page(s): {', '.join(unknown)}.",
+            f"Use the page ids: {', '.join(STEPS)}.",
+        )
+    for page, values in data.items():
+        for name in values:
+            if any(word in name.lower() for word in SECRET_WORDS) and name != "force_token_update":
+                raise ConfigurationError(
+                    f"{path}: parameter '{name}' of {page} looks like a secret.",
+                    "Secrets come from RUNBOOK_* environment variables or the keyring, never "
+                    "from parameters (papermill writes them into the executed notebook).",
+                )
+    return data
 
 
 def default_notebooks_dir() -> Path:
@@ -176,7 +220,7 @@ def run_notebooks(
     only: list[str] | None = None,
     notebooks_dir: Path | None = None,
     echo: Callable[[str], None] = print,
-    parameters: dict[str, Any] | None = None,
+    parameters: dict[str, dict[str, Any]] | None = None,
 ) -> RunSummary:
     """Run the notebooks with ``env`` exported to the kernels; stop at the first failure."""
     import papermill as pm
@@ -202,7 +246,7 @@ def run_notebooks(
                 pm.execute_notebook(
                     str(source / f"{notebook}.ipynb"),
                     str(folder / f"{notebook}.ipynb"),
-                    parameters={"dry_run": dry_run, **(parameters or {})},
+                    parameters={**(parameters or {}).get(notebook, {}), "dry_run": dry_run},
                     kernel_name="python3",
                     progress_bar=False,
                     cwd=str(source),

@@ -57,6 +57,18 @@ def _target_env(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], obje
     print("Sandbox stopped.")
 
 
+def _parameters(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """Per-page parameters: --parameters FILE, else parameters/sandbox.yaml for the sandbox."""
+    from ._runner import load_parameters
+
+    if getattr(args, "parameters", None):
+        return load_parameters(Path(args.parameters))
+    default = Path(__file__).resolve().parent.parent / "parameters" / "sandbox.yaml"
+    if getattr(args, "target", "sandbox") == "sandbox" and default.exists():
+        return load_parameters(default)
+    return {}
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from ._runner import NOTEBOOKS, run_notebooks
 
@@ -90,6 +102,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             only=args.only,
             notebooks_dir=Path(args.notebooks_dir) if args.notebooks_dir else None,
+            parameters=_parameters(args),
         )
     verdict = "passed" if summary.ok else "FAILED"
     print(
@@ -182,7 +195,9 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
         tempfile.TemporaryDirectory(prefix="runbook-refresh-") as tmp,
         _target_env(args) as (env, _),
     ):
-        summary = run_notebooks(env, Path(tmp), target="sandbox", notebooks_dir=source)
+        summary = run_notebooks(
+            env, Path(tmp), target="sandbox", notebooks_dir=source, parameters=_parameters(args)
+        )
         if not summary.ok:
             print(
                 "A notebook failed; the committed notebooks were left unchanged.", file=sys.stderr
@@ -245,6 +260,12 @@ def _parser() -> argparse.ArgumentParser:
         help="run only this step (repeatable), e.g. 02 or 02-create-enterprise-app",
     )
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs/)")
+    run.add_argument(
+        "--parameters",
+        metavar="FILE",
+        help="YAML of per-page parameters (see parameters/tenant.example.yaml); "
+        "the sandbox uses parameters/sandbox.yaml",
+    )
     run.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=_cmd_run)
 

@@ -6,6 +6,7 @@ from ._base import Step
 from .assign_users_and_groups import AssignUsersAndGroups
 from .configure_provisioning import ConfigureProvisioning
 from .connect import Connect
+from .considerations import Considerations
 from .create_enterprise_app import CreateEnterpriseApp
 from .enable_provisioning import EnableProvisioning
 from .mappings_and_scope import MappingsAndScope
@@ -18,6 +19,7 @@ __all__ = [
     "AssignUsersAndGroups",
     "ConfigureProvisioning",
     "Connect",
+    "Considerations",
     "CreateEnterpriseApp",
     "EnableProvisioning",
     "MappingsAndScope",
@@ -39,6 +41,7 @@ STEPS: dict[str, type[Step]] = {
         AssignUsersAndGroups,
         VerifyProvisioning,
         UpdateMappingsAndRestart,
+        Considerations,
     )
 }
 """Every step by its stable id (the notebook file name), in runbook order."""

@@ -1,0 +1,183 @@
+"""09-considerations: sync timing, disable versus delete, Blueprint groups, the free tier.
+
+Mostly explanation, backed by the tenant's own numbers (the job's interval). With
+``run_demo=True`` it also *shows* the two deprovisioning paths on a test user: disabled in Entra
+becomes inactive in Iru; deleted (and purged) in Entra is deleted in Iru. The demo really
+disables and deletes that user, so it runs only when asked, and only on the user named.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, ClassVar
+
+from .._checks import Change, CheckResult, Exhibit
+from .._exceptions import GraphNotFound
+from .._tenant import require_app, require_job
+from ._base import Step
+from .verify_provisioning import _last_cycle, wait_for_cycle
+
+__all__ = ["Considerations", "interval_minutes"]
+
+
+def interval_minutes(interval: str) -> str:
+    """'PT40M' -> '40 minutes' (ISO 8601 durations as Graph reports them)."""
+    text = interval.removeprefix("PT")
+    if text.endswith("M") and text[:-1].isdigit():
+        return f"{int(text[:-1])} minutes"
+    if text.endswith("H") and text[:-1].isdigit():
+        return f"{int(text[:-1])} hours"
+    return interval or "unknown"
+
+
+class Considerations(Step):
+    """Explain timing and deprovisioning; optionally demonstrate disable and delete."""
+
+    name: ClassVar[str] = "09-considerations"
+    title: ClassVar[str] = "Considerations"
+
+    def __init__(
+        self,
+        runbook: Any,
+        *,
+        demo_user: str = "",
+        run_demo: bool = False,
+        timeout_minutes: float = 10.0,
+    ) -> None:
+        super().__init__(runbook)
+        self.demo_user = demo_user.strip()
+        self.run_demo = run_demo
+        self.timeout = timeout_minutes * 60.0
+        self.observed: list[tuple[str, str, str]] = []
+
+    def _context(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        graph = self.runbook.graph
+        sp = require_app(graph, self.runbook.app_name)
+        return sp, require_job(graph, sp["id"])
+
+    def _demo_user(self) -> dict[str, Any] | None:
+        if not (self.run_demo and self.demo_user):
+            return None
+        try:
+            return self.runbook.graph.get(  # type: ignore[no-any-return]
+                f"users/{self.demo_user}", **{"$select": "id,userPrincipalName,accountEnabled"}
+            )
+        except GraphNotFound:
+            return None
+
+    def _timing(self, job: dict[str, Any]) -> None:
+        interval = interval_minutes((job.get("schedule") or {}).get("interval", ""))
+        rows = [
+            ("Cycle interval (set by Microsoft)", interval),
+            ("Sooner for a few users", "provision on demand (page 07, trigger='on_demand')"),
+            (
+                "Sooner for everything",
+                "pause, then start provisioning (page 08) or restart (page 07)",
+            ),
+            (
+                "Effect on users already in Iru",
+                "none: they stay as they are until their data changes",
+            ),
+        ]
+        text = "\n".join(f"  {k:<34} {v}" for k, v in rows)
+        body = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows
+        )
+        self.exhibits.append(Exhibit("Sync timing", f"<table><tbody>{body}</tbody></table>", text))
+
+    def plan(self) -> list[Change]:
+        _sp, job = self._context()
+        self._timing(job)
+        user = self._demo_user()
+        if user is None:
+            if self.run_demo:
+                self.notes.append(
+                    f"Demo user '{self.demo_user}' does not exist (any more): nothing to show."
+                )
+            return []
+        upn = user["userPrincipalName"]
+        return [
+            Change("provision", f"user {upn}", "assign and provision on demand, so Iru has it"),
+            Change("disable", f"user {upn}", "accountEnabled = false in Entra, then a cycle"),
+            Change("delete", f"user {upn}", "delete and purge in Entra, then a cycle"),
+        ]
+
+    def _iru_state(self, upn: str) -> str:
+        user = self.runbook.scim.find_user(upn)
+        if user is None:
+            return "not in Iru"
+        return "active" if user.active else "inactive"
+
+    def _cycle(self, sp_id: str, job_id: str) -> None:
+        graph = self.runbook.graph
+        base = f"servicePrincipals/{sp_id}/synchronization/jobs/{job_id}"
+        before = _last_cycle(graph.get(base))
+        graph.post(
+            f"{base}/restart", {"criteria": {"resetScope": "Watermark, Escrows, QuarantineState"}}
+        )
+        wait_for_cycle(self, sp_id, job_id, before, self.timeout)
+
+    def apply(self, changes: list[Change]) -> list[Change]:
+        graph = self.runbook.graph
+        sp, job = self._context()
+        user = self._demo_user()
+        if user is None:
+            return []
+        uid, upn = user["id"], user["userPrincipalName"]
+        from .assign_users_and_groups import AssignUsersAndGroups
+
+        assign = AssignUsersAndGroups(self.runbook, users=[upn])
+        assign.apply(assign.plan())
+        self._cycle(sp["id"], job["id"])
+        self.observed.append(("Assigned and enabled", "enabled", self._iru_state(upn)))
+        graph.request("PATCH", f"users/{uid}", json={"accountEnabled": False})
+        self._cycle(sp["id"], job["id"])
+        self.observed.append(("Disabled in Entra", "disabled", self._iru_state(upn)))
+        graph.delete(f"users/{uid}")
+        graph.delete(f"directory/deletedItems/{uid}")
+        self._cycle(sp["id"], job["id"])
+        self.observed.append(("Deleted and purged in Entra", "deleted", self._iru_state(upn)))
+        rows = "".join(
+            f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>"
+            for a, b, c in self.observed
+        )
+        self.exhibits.append(
+            Exhibit(
+                f"Disable versus delete, shown on {upn}",
+                f"<table><thead><tr><th>Stage</th><th>Entra</th><th>Iru</th></tr></thead><tbody>{rows}</tbody></table>",
+                "\n".join(f"  {a:<30} Entra: {b:<9} Iru: {c}" for a, b, c in self.observed),
+            )
+        )
+        return list(changes)
+
+    def verify(self) -> list[CheckResult]:
+        _sp, job = self._context()
+        if not self.exhibits:
+            self._timing(job)
+        if not self.observed:
+            return [
+                CheckResult.passed(
+                    "Sync timing read from the job",
+                    interval_minutes((job.get("schedule") or {}).get("interval", "")),
+                )
+            ]
+        expected = {
+            "Assigned and enabled": "active",
+            "Disabled in Entra": "inactive",
+            "Deleted and purged in Entra": "not in Iru",
+        }
+        checks = []
+        for stage, _entra, iru in self.observed:
+            title = f"{stage}: Iru shows {expected[stage]}"
+            if iru == expected[stage]:
+                checks.append(CheckResult.passed(title, iru))
+            else:
+                checks.append(
+                    CheckResult.failed(
+                        title,
+                        f"Iru shows {iru}",
+                        "Read 07-verify-provisioning's log failures for this user.",
+                        "07-verify-provisioning",
+                    )
+                )
+        return checks
