@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import os
@@ -124,8 +125,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
         drift = False
         try:
             with Runbook(load_settings()) as rb:
+                pages = _parameters(args)
                 for name, cls in STEPS.items():
-                    step = cls(rb)
+                    accepted = inspect.signature(cls.__init__).parameters
+                    options = {k: v for k, v in pages.get(name, {}).items() if k in accepted}
+                    step = cls(rb, **options)
                     try:
                         planned = step.plan()
                         checks = step.verify() if not planned else []
@@ -271,6 +275,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="read-only drift check of every step")
     target_options(check)
+    check.add_argument("--parameters", metavar="FILE", help="the per-page parameters of your runs")
     check.set_defaults(func=_cmd_check)
 
     from .sim import add_sim_arguments, run_sim
