@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test lab docs sim check notebooks install clean
+.PHONY: run test lab docs sim check notebooks install clean chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0]'
@@ -20,12 +20,20 @@ $(STAMP): pyproject.toml
 		|| { echo "Installing the dependencies failed; see the pip output above." >&2; exit 1; }
 	@touch $(STAMP)
 
+# Browser tests render the docs site in Debian's Chromium; install it when it is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the browser tests..."; \
+		$(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	}
+
 install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/runbook run $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(ARGS)
 
 check: $(STAMP)

@@ -35,6 +35,12 @@ NOTEBOOKS = (
     "01-connect",
     "02-create-enterprise-app",
     "03-configure-provisioning",
+    "04-mappings-and-scope",
+    "05-enable-provisioning",
+    "06-assign-users-and-groups",
+    "07-verify-provisioning",
+    "08-update-mappings-and-restart",
+    "09-considerations",
 )
 """The runbook pages, in the order they must run."""
 
@@ -239,7 +245,7 @@ def run_notebooks(
                 summary.outcomes.append(
                     StepOutcome(notebook, "skipped", "skipped: an earlier step failed")
                 )
-                echo(f"  {notebook:<28} skipped: an earlier step failed")
+                echo(f"  {notebook:<31} skipped: an earlier step failed")
                 continue
             failure: str | None = None
             try:
@@ -262,9 +268,9 @@ def run_notebooks(
             record = json.loads(record_path.read_text()) if record_path.exists() else None
             outcome = _outcome(notebook, record, failure)
             summary.outcomes.append(outcome)
-            echo(f"  {notebook:<28} {outcome.line}")
+            echo(f"  {notebook:<31} {outcome.line}")
             if outcome.error and outcome.error.get("remediation"):
-                echo(f"  {'':<28} Fix: {outcome.error['remediation']}")
+                echo(f"  {'':<31} Fix: {outcome.error['remediation']}")
             failed = outcome.status == "failed"
     (folder / "summary.json").write_text(redact(json.dumps(summary.to_dict(), indent=2)))
     (folder / "summary.md").write_text(summary.markdown())

@@ -134,17 +134,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
                         planned = step.plan()
                         checks = step.verify() if not planned else []
                     except RunbookError as exc:
-                        print(f"  {name:<28} ERROR: {exc}")
+                        print(f"  {name:<31} ERROR: {exc}")
                         drift = True
                         continue
                     if planned:
                         drift = True
-                        print(f"  {name:<28} would change: " + "; ".join(c.line() for c in planned))
+                        print(f"  {name:<31} would change: " + "; ".join(c.line() for c in planned))
                     else:
                         bad = [c for c in checks if not c.ok]
                         drift = drift or bool(bad)
                         print(
-                            f"  {name:<28} "
+                            f"  {name:<31} "
                             + ("in place" if not bad else "check failed: " + bad[0].line())
                         )
         except RunbookError as exc:

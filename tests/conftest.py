@@ -112,4 +112,96 @@ def sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
         sb.stop()
 
 
+@pytest.fixture
+def sandbox_graph_for() -> Iterator[Callable[[Sandbox], httpx.Client]]:
+    """Open a signed-in Graph client on any started sandbox (closed after the test)."""
+    clients: list[httpx.Client] = []
+
+    def make(sb: Sandbox) -> httpx.Client:
+        client = httpx.Client(
+            base_url=sb.graph_url,
+            verify=sb.client_ssl_context(),
+            headers={"Authorization": f"Bearer {_app_token(sb)}"},
+            timeout=30,
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+USER_ROLE_ID = "18d14569-c3bd-439b-9a66-3a2aee01d14f"
+
+
+def _wait_for(probe: Callable[[], httpx.Response], what: str) -> httpx.Response:
+    for _ in range(20):
+        response = probe()
+        if response.status_code < 400:
+            return response
+    raise AssertionError(f"{what} never became visible: {response.text}")
+
+
+@pytest.fixture
+def sandbox_scim_app() -> Callable[..., dict[str, str]]:
+    """Create an enterprise app with a scim job and saved credentials, with raw Graph calls.
+
+    Returns ``{"sp": ..., "job": ..., "rule": ...}``. Options: ``base_address``,
+    ``token`` (default: the sandbox's SCIM URL and token), ``sync_all`` ("false").
+    """
+
+    def setup(
+        sb: Sandbox,
+        graph: httpx.Client,
+        *,
+        base_address: str | None = None,
+        token: str | None = None,
+        sync_all: str = "false",
+        name: str = "Iru Endpoint SCIM (sandbox)",
+    ) -> dict[str, str]:
+        created = graph.post(
+            "/applicationTemplates/8adf8e6e-67b2-4cf2-a259-e3dc5476c621/instantiate",
+            json={"displayName": name},
+        )
+        assert created.status_code == 201, created.text
+        sp_id = created.json()["servicePrincipal"]["id"]
+        _wait_for(lambda: graph.get(f"/servicePrincipals/{sp_id}"), "the service principal")
+        sync = f"/servicePrincipals/{sp_id}/synchronization"
+        job = graph.post(f"{sync}/jobs", json={"templateId": "scim"})
+        assert job.status_code == 201, job.text
+        secrets = [
+            {"key": "BaseAddress", "value": base_address or sb.scim_url},
+            {"key": "SecretToken", "value": token if token is not None else sb.scim_token},
+            {"key": "SyncAll", "value": sync_all},
+            {
+                "key": "SyncNotificationSettings",
+                "value": '{"Enabled":false,"DeleteThresholdEnabled":false}',
+            },
+        ]
+        saved = graph.put(f"{sync}/secrets", json={"value": secrets})
+        assert saved.status_code == 204, saved.text
+        job_id = job.json()["id"]
+        schema = graph.get(f"{sync}/jobs/{job_id}/schema").json()
+        return {"sp": sp_id, "job": job_id, "rule": schema["synchronizationRules"][0]["id"]}
+
+    return setup
+
+
+@pytest.fixture
+def sandbox_assign() -> Callable[[httpx.Client, str, str], dict[str, Any]]:
+    """Assign a principal to the app's User role (retrying while it replicates)."""
+
+    def assign(graph: httpx.Client, sp_id: str, principal_id: str) -> dict[str, Any]:
+        body = {"principalId": principal_id, "resourceId": sp_id, "appRoleId": USER_ROLE_ID}
+        response = _wait_for(
+            lambda: graph.post(f"/servicePrincipals/{sp_id}/appRoleAssignedTo", json=body),
+            "the principal",
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    return assign
+
+
 # --- end of sandbox fixtures ----------------------------------------------------------

@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_shipped_parameter_files_load() -> None:
-    assert load_parameters(ROOT / "parameters" / "sandbox.yaml")["09-considerations"]["run_demo"] is True
+    assert (
+        load_parameters(ROOT / "parameters" / "sandbox.yaml")["09-considerations"]["run_demo"]
+        is True
+    )
     example = load_parameters(ROOT / "parameters" / "tenant.example.yaml")
     assert example["06-assign-users-and-groups"]["groups"] == ["Iru Mac Users"]
 

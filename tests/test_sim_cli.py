@@ -12,8 +12,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from runbook_lib.sim import add_sim_arguments, config_from_environment, write_env_file
+from runbook_lib.sim import (
+    add_sim_arguments,
+    config_from_environment,
+    faults_from_arguments,
+    write_env_file,
+)
 
 
 def test_options_and_defaults() -> None:
@@ -136,4 +142,96 @@ def test_run_sim_without_env_file_says_how_to_get_secrets(tmp_path: Path) -> Non
             process.kill()
             process.communicate()
     assert "--env-file" in printed
+    assert process.returncode == 0
+
+
+def test_tenant_and_fault_options() -> None:
+    parser = argparse.ArgumentParser()
+    add_sim_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.users, args.groups, args.tier, args.cycle_seconds, args.fault) == (
+        12,
+        5,
+        "p1",
+        None,
+        [],
+    )
+    args = parser.parse_args(
+        [
+            "--users", "500", "--groups", "20", "--tier", "free", "--cycle-seconds", "5",
+            "--assignment-reads", "0", "--fault", "iru POST /api/v1/scim/Users 429 rate=0.5",
+            "--latency-ms", "20",
+        ]
+    )  # fmt: skip
+    faults = faults_from_arguments(args.fault, args.latency_ms, args.jitter_ms)
+    assert [f.kind for f in faults] == ["status", "latency", "latency"]
+    config = config_from_environment(
+        3,
+        users=args.users,
+        groups=args.groups,
+        tier=args.tier,
+        cycle_seconds=args.cycle_seconds,
+        assignment_reads=args.assignment_reads,
+        faults=faults,
+        environ={"RUNBOOK_IRU_API_TOKEN": "api-token-from-shell"},
+    )
+    assert (config.users, config.groups, config.tier, config.cycle_seconds) == (500, 20, "free", 5)
+    assert config.iru_api_token == "api-token-from-shell" and config.faults == faults
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--tier", "gold"])
+
+
+def test_run_sim_refuses_a_bad_fault_rule() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "runbook_lib.sim", "--fault", "iru GET /x teapot"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "kind" in result.stderr
+
+
+def test_run_sim_env_file_has_admin_and_api_access(tmp_path: Path) -> None:
+    env_file = tmp_path / "sandbox.env"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "runbook_lib.sim", "--env-file", str(env_file),
+            "--users", "30", "--cycle-seconds", "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        printed = _read_until(process, "Ctrl-C")
+        values = dict(
+            line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
+        )
+        values = {key: value.strip("'") for key, value in values.items()}
+        for secret in ("RUNBOOK_IRU_API_TOKEN", "RUNBOOK_SANDBOX_ADMIN_TOKEN"):
+            assert values[secret] and values[secret] not in printed
+            assert f"{secret}=<hidden" in printed
+        assert "30 users" in printed and "every 60 s" in printed
+        import ssl
+
+        verify = ssl.create_default_context(cafile=values["RUNBOOK_CA_BUNDLE"])
+        status = httpx.get(
+            values["RUNBOOK_SANDBOX_ADMIN_URL"],
+            headers={"Authorization": f"Bearer {values['RUNBOOK_SANDBOX_ADMIN_TOKEN']}"},
+            verify=verify,
+        ).json()
+        assert status["users"] == 30 and status["cycleSeconds"] == 60
+        users = httpx.get(
+            values["RUNBOOK_IRU_API_URL"] + "/api/v1/users",
+            headers={"Authorization": f"Bearer {values['RUNBOOK_IRU_API_TOKEN']}"},
+            verify=verify,
+        )
+        assert users.status_code == 200
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
     assert process.returncode == 0

@@ -1,9 +1,11 @@
 """The built-in sandbox: local HTTPS stand-ins for Entra ID sign-in, Microsoft Graph
-and an Iru Endpoint SCIM endpoint.
+(with a seeded directory and a provisioning engine) and an Iru Endpoint SCIM endpoint.
 
 Tests, ``make run`` and the docs all run the runbook against it. It is deterministic
 under a seed and needs no network: start a :class:`Sandbox`, hand its :meth:`~Sandbox.env`
-to the runbook, and inspect what happened through the handle.
+to the runbook, and inspect what happened through the handle. Once the runbook has
+started provisioning, the sandbox's engine pushes the assigned users and groups to the
+Iru stand-in the way Entra would; :meth:`~Sandbox.fast_forward` skips to the next cycle.
 
 >>> from runbook_lib.sim import Sandbox, SandboxConfig
 >>> with Sandbox(SandboxConfig(seed=1)) as sb:          # doctest: +SKIP
@@ -12,18 +14,52 @@ to the runbook, and inspect what happened through the handle.
 
 from __future__ import annotations
 
-from ._cli import add_sim_arguments, config_from_environment, run_sim, write_env_file
+from ._cli import (
+    add_sim_arguments,
+    config_from_environment,
+    faults_from_arguments,
+    run_sim,
+    write_env_file,
+)
+from ._directory_seed import (
+    ALL_COMPANY,
+    DEFAULT_DOMAIN,
+    DEFAULT_GROUPS,
+    DEFAULT_USERS,
+    IRU_MAC_CONTRACTORS,
+    IRU_MAC_USERS,
+    IRU_PILOT,
+    SALES,
+)
+from ._engine import CycleReport
+from ._faults import FaultRule, parse_fault
 from ._log import RequestRecord
-from ._sandbox import SANDBOX_APP_NAME, SECRET_ENV_KEYS, Sandbox, SandboxConfig
+from ._sandbox import SANDBOX_APP_NAME, SECRET_ENV_KEYS, TIERS, Sandbox, SandboxConfig
+from ._schema import SCIM_RULE_ID, SCIM_RULE_NAME
 
 __all__ = [
+    "ALL_COMPANY",
+    "DEFAULT_DOMAIN",
+    "DEFAULT_GROUPS",
+    "DEFAULT_USERS",
+    "IRU_MAC_CONTRACTORS",
+    "IRU_MAC_USERS",
+    "IRU_PILOT",
+    "SALES",
     "SANDBOX_APP_NAME",
+    "SCIM_RULE_ID",
+    "SCIM_RULE_NAME",
     "SECRET_ENV_KEYS",
+    "TIERS",
+    "CycleReport",
+    "FaultRule",
     "RequestRecord",
     "Sandbox",
     "SandboxConfig",
     "add_sim_arguments",
     "config_from_environment",
+    "faults_from_arguments",
+    "parse_fault",
     "run_sim",
     "write_env_file",
 ]

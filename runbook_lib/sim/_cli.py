@@ -2,13 +2,20 @@
 
 An admin rehearsing the runbook starts the sandbox in one terminal and runs the
 notebooks from another. The non-secret settings are printed; the secrets (client
-secret, SCIM token) only go to an ``--env-file`` readable by the owner, so they never
-end up in a terminal scroll-back, a CI log or a screenshot.
+secret, SCIM token, Iru API token, sandbox admin token) only go to an ``--env-file``
+readable by the owner, so they never end up in a terminal scroll-back, a CI log or a
+screenshot.
+
+Options shape the simulated tenant (``--users``, ``--groups``, ``--tier``), the
+provisioning schedule (``--cycle-seconds``) and injected faults (``--fault``,
+``--latency-ms``); the admin routes (``RUNBOOK_SANDBOX_ADMIN_URL``) then let a second
+terminal fast-forward time or change the directory while the sandbox runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -18,9 +25,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from ._sandbox import SECRET_ENV_KEYS, Sandbox, SandboxConfig
+from ._faults import FaultRule, parse_fault
+from ._sandbox import SECRET_ENV_KEYS, TIERS, Sandbox, SandboxConfig
 
-__all__ = ["add_sim_arguments", "config_from_environment", "run_sim", "write_env_file"]
+__all__ = [
+    "SIM_GC_THRESHOLDS",
+    "add_sim_arguments",
+    "config_from_environment",
+    "faults_from_arguments",
+    "run_sim",
+    "write_env_file",
+]
 
 
 def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +89,56 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
         help="Directory for the sandbox CA certificate (default: a private temporary "
         "directory removed on exit).",
     )  # fmt: skip
+    parser.add_argument(
+        "--users", type=int, default=12, metavar="N",
+        help="Users in the simulated directory (default 12: the fixed sample tenant; "
+        "more are generated from the seed).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--groups", type=int, default=5, metavar="N",
+        help="Top-level groups in the directory (default 5, plus the nested "
+        "'Iru Mac Contractors').",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tier", choices=TIERS, default="p1",
+        help="Entra ID licence of the tenant; 'free' refuses assigning groups (default p1).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cycle-seconds", type=float, default=None, metavar="S",
+        help="Run a provisioning cycle every S real seconds instead of Entra's 40 minutes "
+        "of simulated time (cycles also run on start, restart and fast-forward).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--assignment-reads", type=int, default=1, metavar="N",
+        help="Reads a new app role assignment stays invisible to (default 1).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fault", action="append", default=[], metavar="RULE",
+        help="Inject a fault, e.g. 'iru POST /api/v1/scim/Users 429 rate=0.2 retry_after=2', "
+        "'graph GET /v1.0/users 503 times=1' or 'iru * /api/v1/scim drop rate=0.05'. "
+        "Repeatable.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, metavar="MS",
+        help="Add MS milliseconds of latency to every Graph and SCIM request.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--jitter-ms", type=float, default=0.0, metavar="MS",
+        help="Add up to MS more milliseconds of random (seeded) latency.",
+    )  # fmt: skip
+
+
+def faults_from_arguments(
+    specs: list[str], latency_ms: float = 0.0, jitter_ms: float = 0.0
+) -> tuple[FaultRule, ...]:
+    """The fault rules for ``--fault`` and ``--latency-ms``/``--jitter-ms``."""
+    rules = [parse_fault(spec) for spec in specs]
+    if latency_ms or jitter_ms:
+        for server in ("graph", "iru"):
+            rules.append(
+                FaultRule(server=server, kind="latency", latency_ms=latency_ms, jitter_ms=jitter_ms)
+            )
+    return tuple(rules)
 
 
 def config_from_environment(
@@ -86,12 +151,19 @@ def config_from_environment(
     consistency_reads: int = 2,
     state_dir: Path | str | None = None,
     environ: Mapping[str, str] | None = None,
+    users: int = 12,
+    groups: int = 5,
+    tier: str = "p1",
+    cycle_seconds: float | None = None,
+    assignment_reads: int = 1,
+    faults: tuple[FaultRule, ...] = (),
 ) -> SandboxConfig:
     """Build a :class:`SandboxConfig`, adopting a RUNBOOK_SCIM_TOKEN already set.
 
     When the admin's shell already holds a SCIM token (from an earlier env file, or
     their own choice), the sandbox accepts that token, so the settings they have stay
-    valid. Nothing else is taken from the environment.
+    valid; RUNBOOK_IRU_API_TOKEN is adopted the same way. Nothing else is taken from
+    the environment.
     """
     env = os.environ if environ is None else environ
     token = env.get("RUNBOOK_SCIM_TOKEN") or None
@@ -104,6 +176,13 @@ def config_from_environment(
         graph_port=graph_port,
         iru_port=iru_port,
         state_dir=state_dir,
+        users=users,
+        groups=groups,
+        tier=tier,
+        cycle_seconds=cycle_seconds,
+        assignment_reads=assignment_reads,
+        faults=faults,
+        iru_api_token=env.get("RUNBOOK_IRU_API_TOKEN") or None,
     )
 
 
@@ -129,8 +208,13 @@ def write_env_file(path: Path, values: Mapping[str, str]) -> None:
         os.close(fd)
 
 
+def _all_settings(sandbox: Sandbox) -> dict[str, str]:
+    """Everything the env file gets: the runbook's settings, the Iru API and admin access."""
+    return {**sandbox.env(include_iru_api=True), **sandbox.admin_env()}
+
+
 def _announce(sandbox: Sandbox, env_file: Path | None, out: TextIO) -> None:
-    values = sandbox.env()
+    values = _all_settings(sandbox)
     print("Sandbox running (Entra sign-in, Microsoft Graph, Iru Endpoint SCIM):", file=out)
     for key, value in values.items():
         if key in SECRET_ENV_KEYS:
@@ -146,13 +230,24 @@ def _announce(sandbox: Sandbox, env_file: Path | None, out: TextIO) -> None:
             "setting in a file you can source.",
             file=out,
         )
+    config = sandbox.config
+    print(
+        f"Tenant: {config.users} users, {config.groups} groups, tier {config.tier}; "
+        + (
+            f"a provisioning cycle every {config.cycle_seconds:g} s."
+            if config.cycle_seconds
+            else "cycles every 40 simulated minutes (POST $RUNBOOK_SANDBOX_ADMIN_URL"
+            "/time/fast-forward to skip ahead)."
+        ),
+        file=out,
+    )
     print("Then run the runbook in another terminal. Stop the sandbox with Ctrl-C.", file=out)
     out.flush()
 
 
-def run_sim(args: argparse.Namespace) -> int:
-    """Start the sandbox, print its settings, and serve until Ctrl-C or SIGTERM."""
-    config = config_from_environment(
+def _config_from_arguments(args: argparse.Namespace) -> SandboxConfig:
+    """The configuration the parsed ``runbook sim`` options ask for."""
+    return config_from_environment(
         args.seed,
         host=args.host,
         login_port=args.login_port,
@@ -160,7 +255,35 @@ def run_sim(args: argparse.Namespace) -> int:
         iru_port=args.iru_port,
         consistency_reads=args.consistency_reads,
         state_dir=getattr(args, "state_dir", None),
+        users=getattr(args, "users", 12),
+        groups=getattr(args, "groups", 5),
+        tier=getattr(args, "tier", "p1"),
+        cycle_seconds=getattr(args, "cycle_seconds", None),
+        assignment_reads=getattr(args, "assignment_reads", 1),
+        faults=faults_from_arguments(
+            getattr(args, "fault", []) or [],
+            getattr(args, "latency_ms", 0.0),
+            getattr(args, "jitter_ms", 0.0),
+        ),
     )
+
+
+# A provisioning cycle allocates a great many short-lived objects (scim2-server's pydantic
+# models); with CPython's default gen-0 threshold (700) the collector runs so often that
+# a large first cycle is about 2.5x slower. ``runbook sim`` owns its process, so it raises
+# the thresholds; the library leaves an embedding process's collector alone.
+SIM_GC_THRESHOLDS = (50_000, 50, 100)
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    """Start the sandbox, print its settings, and serve until Ctrl-C or SIGTERM."""
+    gc.set_threshold(*SIM_GC_THRESHOLDS)
+    try:
+        config = _config_from_arguments(args)
+        config.validate()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     env_file: Path | None = args.env_file
     stop = threading.Event()
     previous: dict[signal.Signals, Any] = {}
@@ -178,7 +301,7 @@ def run_sim(args: argparse.Namespace) -> int:
     try:
         with Sandbox(config) as sandbox:
             if env_file is not None:
-                write_env_file(env_file, sandbox.env())
+                write_env_file(env_file, _all_settings(sandbox))
             _announce(sandbox, env_file, sys.stdout)
             while not stop.wait(0.5):
                 pass

@@ -20,7 +20,15 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from . import _graph_assignments as assignments
+from . import _graph_audit as audit
+from . import _graph_directory as directory
+from . import _graph_directory_writes as writes
+from . import _graph_jobs as jobs
 from . import _graph_sync as sync
+from ._faults import FaultInjector, error_body
+from ._graph_batch import run_batch
+from ._graph_on_demand import provision_on_demand
 from ._graph_wire import (
     GraphCall,
     GraphError,
@@ -46,6 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["GraphApp"]
 
 _MAX_DISPLAY_NAME = 256
+# The Entra ID P1 licence (skuPartNumber AAD_PREMIUM).
+P1_SKU_ID = "078d2b04-f1bd-4111-bbd4-b4b1b354cef4"
 _logger = logging.getLogger("runbook_lib.sim")
 
 Handler = Callable[..., Response]
@@ -126,12 +136,72 @@ def get_service_principal(call: GraphCall, sp_id: str) -> Response:
     return json_response(call, body)
 
 
+def subscribed_skus(call: GraphCall) -> Response:
+    """GET /subscribedSkus: the tenant's licences (Entra ID P1 unless the tier is free)."""
+    value: list[dict[str, Any]] = []
+    if call.state.tier != "free":
+        value.append(
+            {
+                "accountId": call.state.tenant_id,
+                "accountName": "Sandbox",
+                "appliesTo": "User",
+                "capabilityStatus": "Enabled",
+                "consumedUnits": len(call.state.directory.users),
+                "id": f"{call.state.tenant_id}_{P1_SKU_ID}",
+                "prepaidUnits": {"enabled": 100000, "suspended": 0, "warning": 0, "lockedOut": 0},
+                "servicePlans": [
+                    {
+                        "appliesTo": "User",
+                        "provisioningStatus": "Success",
+                        "servicePlanId": "41781fb2-bc02-4b7c-bd55-b576c07bb09d",
+                        "servicePlanName": "AAD_PREMIUM",
+                    }
+                ],
+                "skuId": P1_SKU_ID,
+                "skuPartNumber": "AAD_PREMIUM",
+            }
+        )
+    return json_response(call, {"@odata.context": call.context("subscribedSkus"), "value": value})
+
+
 _SP = "/v1.0/servicePrincipals/<sp_id>"
 _SYNC = _SP + "/synchronization"
 
 
-def _rules() -> list[Rule]:
+def _rules(batch: Handler) -> list[Rule]:
     routes: list[tuple[str, str, Handler]] = [
+        ("/v1.0/$batch", "POST", batch),
+        ("/v1.0/users", "GET", directory.list_users),
+        ("/v1.0/users/$count", "GET", directory.count_users),
+        ("/v1.0/users", "POST", writes.create_user),
+        ("/v1.0/users/<user_key>", "GET", directory.get_user),
+        ("/v1.0/users/<user_key>", "PATCH", writes.update_user),
+        ("/v1.0/users/<user_key>", "DELETE", writes.delete_user),
+        ("/v1.0/groups", "GET", directory.list_groups),
+        ("/v1.0/groups/$count", "GET", directory.count_groups),
+        ("/v1.0/groups", "POST", writes.create_group),
+        ("/v1.0/groups/<group_id>", "GET", directory.get_group),
+        ("/v1.0/groups/<group_id>", "DELETE", writes.delete_group),
+        ("/v1.0/groups/<group_id>/members/$ref", "POST", writes.add_group_member),
+        (
+            "/v1.0/groups/<group_id>/members/<member_id>/$ref",
+            "DELETE",
+            writes.remove_group_member,
+        ),
+        ("/v1.0/groups/<group_id>/members", "GET", directory.list_group_members),
+        ("/v1.0/groups/<group_id>/transitiveMembers", "GET", directory.list_transitive_members),
+        (
+            "/v1.0/directory/deletedItems/microsoft.graph.user",
+            "GET",
+            directory.list_deleted_users,
+        ),
+        ("/v1.0/directory/deletedItems/<item_id>", "GET", writes.get_deleted_item),
+        ("/v1.0/directory/deletedItems/<item_id>", "DELETE", writes.purge_deleted_item),
+        (
+            "/v1.0/directory/deletedItems/<item_id>/restore",
+            "POST",
+            writes.restore_deleted_item,
+        ),
         ("/v1.0/applicationTemplates/<template_id>/instantiate", "POST", instantiate),
         ("/v1.0/servicePrincipals", "GET", list_service_principals),
         (_SP, "GET", get_service_principal),
@@ -141,6 +211,32 @@ def _rules() -> list[Rule]:
         (_SYNC + "/jobs/validateCredentials", "POST", sync.validate_credentials),
         (_SYNC + "/jobs/<job_id>", "GET", sync.get_job),
         (_SYNC + "/jobs/<job_id>/validateCredentials", "POST", sync.validate_job_credentials),
+        (_SYNC + "/jobs/<job_id>", "DELETE", jobs.delete_job),
+        (_SYNC + "/jobs/<job_id>/start", "POST", jobs.start_job),
+        (_SYNC + "/jobs/<job_id>/pause", "POST", jobs.pause_job),
+        (_SYNC + "/jobs/<job_id>/restart", "POST", jobs.restart_job),
+        (_SYNC + "/jobs/<job_id>/schema", "GET", jobs.get_schema),
+        (_SYNC + "/jobs/<job_id>/schema", "PUT", jobs.put_schema),
+        (_SYNC + "/jobs/<job_id>/schema", "DELETE", jobs.reset_schema),
+        (_SYNC + "/jobs/<job_id>/schema/parseExpression", "POST", jobs.parse_schema_expression),
+        (_SYNC + "/jobs/<job_id>/provisionOnDemand", "POST", provision_on_demand),
+        ("/v1.0/auditLogs/provisioning", "GET", audit.list_provisioning),
+        ("/v1.0/auditLogs/provisioning/<entry_id>", "GET", audit.get_provisioning_entry),
+        (_SP + "/appRoleAssignedTo", "GET", assignments.list_assignments),
+        (_SP + "/appRoleAssignedTo", "POST", assignments.create_assignment),
+        (_SP + "/appRoleAssignedTo/<assignment_id>", "GET", assignments.get_assignment),
+        (_SP + "/appRoleAssignedTo/<assignment_id>", "DELETE", assignments.delete_assignment),
+        (
+            "/v1.0/users/<principal_id>/appRoleAssignments",
+            "GET",
+            assignments.list_principal_assignments,
+        ),
+        (
+            "/v1.0/groups/<principal_id>/appRoleAssignments",
+            "GET",
+            assignments.list_principal_assignments,
+        ),
+        ("/v1.0/subscribedSkus", "GET", subscribed_skus),
         (_SYNC + "/secrets", "GET", sync.get_secrets),
         (_SYNC + "/secrets", "PUT", sync.put_secrets),
     ]
@@ -151,12 +247,33 @@ class GraphApp:
     """WSGI app answering like Microsoft Graph v1.0 for the tenant in ``state``."""
 
     def __init__(
-        self, state: TenantState, *, authority: str, probe_context: ssl.SSLContext
+        self,
+        state: TenantState,
+        *,
+        authority: str,
+        probe_context: ssl.SSLContext,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.state = state
         self.authority = authority.rstrip("/")
         self.probe_context = probe_context
-        self.url_map = Map(_rules(), strict_slashes=False, merge_slashes=False)
+        self.faults = faults
+        self.url_map = Map(_rules(self._batch), strict_slashes=False, merge_slashes=False)
+
+    def _batch(self, call: GraphCall) -> Response:
+        return run_batch(call, self._dispatch_sub_request)
+
+    def _dispatch_sub_request(self, request: Request) -> Response:
+        """A batch sub-request: status faults apply to it as to a direct request."""
+        if self.faults is not None:
+            decision = self.faults.decide("graph", request.method, request.path)
+            if decision.action == "status":
+                body, content_type = error_body("graph", request.path, decision.status)
+                response = Response(body, status=decision.status, content_type=content_type)
+                if decision.retry_after is not None:
+                    response.headers["Retry-After"] = str(decision.retry_after)
+                return response
+        return self.dispatch(request)
 
     def _authenticate(self, request: Request) -> IssuedToken:
         scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
@@ -179,7 +296,8 @@ class GraphApp:
             401, "InvalidAuthenticationToken", message, {"WWW-Authenticate": challenge}
         )
 
-    def _respond(self, request: Request) -> Response:
+    def dispatch(self, request: Request) -> Response:
+        """Answer one Graph request (also used for the sub-requests of a ``$batch``)."""
         request_id = self.state.ids.uuid("graph-requests")
         client_request_id = request.headers.get("client-request-id") or request_id
         try:
@@ -237,4 +355,4 @@ class GraphApp:
             )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        return self._respond(Request(environ))(environ, start_response)
+        return self.dispatch(Request(environ))(environ, start_response)

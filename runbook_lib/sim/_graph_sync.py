@@ -8,21 +8,18 @@ raises :class:`~._graph_wire.GraphError`.
 
 from __future__ import annotations
 
-import base64
 import json
-import time
 from typing import Any
 
 from werkzeug.wrappers import Response
 
 from ._graph_wire import GraphCall, GraphError, json_response, no_content, not_found, read_json
-from ._probe import CODE_INVALID_TENANT_URL, probe_scim_endpoint
+from ._jobs import render_job
+from ._probe import CODE_INVALID_TENANT_URL, entra_issued_token, probe_scim_endpoint
 from ._shapes import (
     MASKED_SECRET_KEYS,
-    NON_GALLERY_TEMPLATE_ID,
     SCIM_TEMPLATE_ID,
     SECRET_KEYS,
-    render_job,
     render_template,
 )
 from ._state import JobConflict, ServicePrincipal
@@ -80,7 +77,7 @@ def list_jobs(call: GraphCall, sp_id: str) -> Response:
     """GET .../synchronization/jobs."""
     sp = _service_principal(call, sp_id)
     with call.state.lock:
-        jobs = [render_job(job, sp) for job in sp.jobs.values()]
+        jobs = [render_job(job, sp, call.state.cycle_seconds) for job in sp.jobs.values()]
     return json_response(call, {"@odata.context": _sync_context(call, sp, "jobs"), "value": jobs})
 
 
@@ -98,7 +95,10 @@ def create_job(call: GraphCall, sp_id: str) -> Response:
             f"service principal (job id '{conflict.job.id}'). Use that job instead of "
             "creating another one.",
         ) from None
-    body = {"@odata.context": _sync_context(call, sp, "jobs/$entity"), **render_job(job, sp)}
+    body = {
+        "@odata.context": _sync_context(call, sp, "jobs/$entity"),
+        **render_job(job, sp, call.state.cycle_seconds),
+    }
     return json_response(call, body, status=201)
 
 
@@ -108,7 +108,10 @@ def get_job(call: GraphCall, sp_id: str, job_id: str) -> Response:
     job = sp.jobs.get(job_id)
     if job is None:
         raise not_found(job_id)
-    body = {"@odata.context": _sync_context(call, sp, "jobs/$entity"), **render_job(job, sp)}
+    body = {
+        "@odata.context": _sync_context(call, sp, "jobs/$entity"),
+        **render_job(job, sp, call.state.cycle_seconds),
+    }
     return json_response(call, body)
 
 
@@ -140,28 +143,6 @@ def _read_pairs(value: object, what: str) -> dict[str, str]:
     return pairs
 
 
-def _entra_issued_token(call: GraphCall) -> str:
-    """The bearer token Entra sends when no SecretToken is configured.
-
-    It is a token for the non-gallery app's audience, which a SCIM endpoint that
-    expects its own token rejects: the sandbox builds an unsigned look-alike.
-    """
-
-    def part(data: dict[str, Any]) -> str:
-        raw = json.dumps(data, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    now = int(time.time())
-    claims = {
-        "aud": NON_GALLERY_TEMPLATE_ID,
-        "iss": f"https://sts.windows.net/{call.state.tenant_id}/",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 3600,
-    }
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
-
-
 def _validate(call: GraphCall, sp: ServicePrincipal, body: dict[str, Any]) -> Response:
     use_saved = body.get("useSavedCredentials", False)
     if not isinstance(use_saved, bool):
@@ -185,7 +166,7 @@ def _validate(call: GraphCall, sp: ServicePrincipal, body: dict[str, Any]) -> Re
             CODE_INVALID_TENANT_URL,
             "Error validating credentials. The tenant URL (BaseAddress) is required.",
         )
-    token = credentials.get("SecretToken") or _entra_issued_token(call)
+    token = credentials.get("SecretToken") or entra_issued_token(call.state.tenant_id)
     call.state.redactor.add(token)
     failure = probe_scim_endpoint(
         base_address, token, probe_guid=call.state.ids.uuid("probe"), verify=call.probe_context
@@ -234,5 +215,39 @@ def put_secrets(call: GraphCall, sp_id: str) -> Response:
         raise GraphError(
             400, "Request_BadRequest", "The request body needs a 'value' list of secrets."
         )
-    call.state.set_secrets(sp, _read_pairs(body["value"], "value"))
+    values = _read_pairs(body["value"], "value")
+    _check_settings(values)
+    with call.state.lock:
+        old_scope = sp.secrets.get("SyncAll", "")
+    call.state.set_secrets(sp, values)
+    if values.get("SyncAll", "").lower() != old_scope.lower():
+        # A scope change makes the next cycle re-evaluate everything (as in Entra).
+        with call.state.lock:
+            for job in sp.jobs.values():
+                job.run.full_pending = True
     return no_content(call)
+
+
+def _check_settings(values: dict[str, str]) -> None:
+    """The two settings the provisioning service itself parses must be well formed."""
+    sync_all = values.get("SyncAll", "")
+    if sync_all and sync_all.lower() not in ("true", "false"):
+        raise GraphError(
+            400,
+            "Request_BadRequest",
+            'SyncAll must be "true" (sync all users and groups) or "false" (sync only '
+            "assigned users and groups).",
+        )
+    notification = values.get("SyncNotificationSettings", "")
+    if notification:
+        try:
+            parsed = json.loads(notification)
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise GraphError(
+                400,
+                "Request_BadRequest",
+                "SyncNotificationSettings must be a JSON object as a string, for example "
+                '{"Enabled":false,"DeleteThresholdEnabled":false}.',
+            )

@@ -9,11 +9,18 @@ differ from a plain ``werkzeug.serving.make_server(..., ssl_context=ctx)``:
 * werkzeug's access log is silenced. It prints the request line, and the sandbox keeps
   its own log (see :mod:`._log`) where secrets are redacted. Errors still go to the
   ``runbook_lib.sim`` logger at DEBUG level, after redaction.
+* HTTP/1.1 keep-alive works. werkzeug's development server closes every connection
+  because it cannot tell where an unread request body ends; here the handler reads
+  each body up front, so the next request starts where it should. Without this every
+  request pays a new TLS handshake, which made the provisioning engine (thousands of
+  SCIM requests a cycle) several times slower. ``stop()`` closes connections still open.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import socket
 import ssl
 import threading
 from typing import TYPE_CHECKING, Any
@@ -23,7 +30,7 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from ._log import Redactor
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
 __all__ = ["HttpsServer"]
 
@@ -34,6 +41,8 @@ _logger = logging.getLogger("runbook_lib.sim")
 _SOCKET_TIMEOUT = 30.0
 # How often the accept loop checks for a stop request; bounds how long stop() takes.
 _POLL_INTERVAL = 0.05
+# Request bodies up to this size are read up front (keep-alive); larger ones close.
+_MAX_BUFFERED_BODY = 32 * 1024 * 1024
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -41,6 +50,67 @@ class _QuietHandler(WSGIRequestHandler):
 
     redactor: Redactor = Redactor()
     timeout = _SOCKET_TIMEOUT
+    server: _Server
+    _buffered = False
+
+    def setup(self) -> None:
+        super().setup()
+        # Responses go out as several small writes; without TCP_NODELAY a kept-alive
+        # connection stalls on Nagle's algorithm and delayed ACKs (~40 ms a request).
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        self.server.track(self.connection, open_=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, open_=False)
+
+    def make_environ(self) -> WSGIEnvironment:
+        """werkzeug's environ, with the request body already read into memory."""
+        environ = super().make_environ()
+        self._buffered = False
+        if environ.pop("wsgi.input_terminated", False):
+            stream = environ["wsgi.input"]
+            body = b"".join(iter(lambda: stream.read(65536), b""))
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+        else:
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > _MAX_BUFFERED_BODY:
+                return environ
+            body = self.rfile.read(length) if length > 0 else b""
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ["wsgi.input"] = io.BytesIO(body)
+        self._buffered = True
+        # After the response, werkzeug drains whatever the socket has, which on a kept-alive
+        # connection is the client's *next* request: give it an empty stream instead.
+        self.rfile = io.BytesIO(b"")
+        return environ
+
+    def run_wsgi(self) -> None:
+        connection_reader = self.rfile
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = connection_reader
+
+    def send_header(self, keyword: str, value: str) -> None:
+        # werkzeug always sends "Connection: close"; keep the connection open when the
+        # body was read up front and the client did not ask to close.
+        if (
+            keyword.lower() == "connection"
+            and value.lower() == "close"
+            and self._buffered
+            and not self.close_connection
+        ):
+            return
+        super().send_header(keyword, value)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # The sandbox's own request log records every request (see _log.py).
@@ -71,6 +141,27 @@ class _Server(ThreadedWSGIServer):
         )
         # werkzeug derives wsgi.url_scheme ("https") from this attribute.
         self.ssl_context = ssl_context
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def track(self, connection: socket.socket, *, open_: bool) -> None:
+        """Remember (or forget) a client connection, so stop() can close it."""
+        with self._connections_lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        """Close every kept-alive client connection."""
+        with self._connections_lock:
+            connections = list(self._connections)
+            self._connections.clear()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def log(self, type: str, message: str, *args: Any) -> None:
         redactor: Redactor = getattr(self.RequestHandlerClass, "redactor", Redactor())
@@ -169,6 +260,7 @@ class HttpsServer:
         server.shutdown()
         if thread is not None:
             thread.join(timeout=5)
+        server.close_connections()
         server.server_close()
 
     @staticmethod

@@ -8,7 +8,12 @@ up the way Entra needs a SCIM endpoint to behave:
   ``"False"`` strings, member removal by value, unknown attributes ignored);
 * group ``displayName`` unique, so a second group with the same name gets 409;
 * the bearer token checked on every request except discovery, answering 401 with a
-  SCIM error and ``WWW-Authenticate``.
+  SCIM error and ``WWW-Authenticate``;
+* index paging with a server maximum page size (:data:`SCIM_MAX_PAGE_SIZE`; a larger
+  ``count`` is cut down to it, as RFC 7644 allows).
+
+The same host also serves the Iru Enterprise API's ``GET /api/v1/users`` read view
+(:mod:`._iru_api`), with its own token, over the same store.
 
 Everything outside ``/api/v1/scim`` is a plain HTML page or an HTML 404, never a SCIM
 answer, so a client (or the Test connection probe) can tell "wrong path" from "wrong
@@ -25,7 +30,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from wsgiref.util import application_uri
 
-from scim2_models import SCIMException, ScimPolicy, ScimProvider, Uniqueness
+from scim2_models import Pagination, SCIMException, ScimPolicy, ScimProvider, Uniqueness
 from scim2_server.memory import InMemoryStorage
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
@@ -38,15 +43,25 @@ from scim2_server.utils import (
 )
 
 from ._ids import IdFactory
+from ._iru_api import IRU_API_USERS_PATH, IruApiView
 from ._log import Redactor
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
     from scim2_models import Resource, ResourceType
 
-__all__ = ["IRU_SCIM_PATH", "IruApp", "entra_policy"]
+__all__ = [
+    "IRU_SCIM_PATH",
+    "SCIM_DEFAULT_PAGE_SIZE",
+    "SCIM_MAX_PAGE_SIZE",
+    "IruApp",
+    "entra_policy",
+]
 
 IRU_SCIM_PATH = "/api/v1/scim"
+# Iru's own limits are not documented; these keep paging observable in tests.
+SCIM_DEFAULT_PAGE_SIZE = 100
+SCIM_MAX_PAGE_SIZE = 100
 _GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 _logger = logging.getLogger("runbook_lib.sim")
 
@@ -77,6 +92,13 @@ def _provider() -> ScimProvider:
     ]
     config = load_default_service_provider_config()
     config.authentication_schemes = [BEARER_TOKEN_SCHEME]
+    config.pagination = Pagination(
+        cursor=False,
+        index=True,
+        default_pagination_method=Pagination.DefaultPaginationMethod.index,
+        default_page_size=SCIM_DEFAULT_PAGE_SIZE,
+        max_page_size=SCIM_MAX_PAGE_SIZE,
+    )
     return ScimProvider.from_discovery(
         schemas.values(),
         load_default_resource_types().values(),
@@ -139,8 +161,13 @@ _NOT_FOUND_PAGE = b"""<!doctype html>
 class IruApp:
     """WSGI app: the SCIM API under ``/api/v1/scim``, HTML everywhere else."""
 
-    def __init__(self, ids: IdFactory, scim_token: str, redactor: Redactor) -> None:
+    def __init__(
+        self, ids: IdFactory, scim_token: str, redactor: Redactor, api_token: str | None = None
+    ) -> None:
         self.storage = _SeededStorage(ids)
+        self.api = IruApiView(
+            self.storage, api_token or secrets.token_urlsafe(24), ids.uuid("iru-integration")
+        )
         provider = _provider()
         self.scim = _ScimApplication(
             self.storage,
@@ -153,11 +180,13 @@ class IruApp:
 
     def resources(self, resource_type: str) -> list[dict[str, Any]]:
         """The stored resources of one type ("User" or "Group"), as SCIM JSON."""
-        found = []
-        for resource in self.storage.resources:
-            if resource.meta is not None and resource.meta.resource_type == resource_type:
-                found.append(resource.model_dump())
-        return found
+        with self.storage.lock:
+            stored = [
+                resource
+                for resource in self.storage.resources
+                if resource.meta is not None and resource.meta.resource_type == resource_type
+            ]
+            return [resource.model_dump() for resource in stored]
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path: str = environ.get("PATH_INFO", "") or "/"
@@ -165,6 +194,8 @@ class IruApp:
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + IRU_SCIM_PATH
             environ["PATH_INFO"] = path[len(IRU_SCIM_PATH) :] or "/"
             return self.scim(environ, start_response)
+        if path == IRU_API_USERS_PATH or path.startswith(IRU_API_USERS_PATH + "/"):
+            return self.api(environ, start_response)
         if path == "/" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             body, status = _ROOT_PAGE, "200 OK"
         else:

@@ -112,7 +112,8 @@ class RequestRecord:
     """One request one of the sandbox servers answered.
 
     ``time`` is the wall-clock start (seconds since the epoch); ``query`` is the raw
-    query string with secrets removed (empty when there was none).
+    query string with secrets removed (empty when there was none). ``status`` is 0
+    when the connection was dropped without an answer (an injected fault).
     """
 
     server: ServerName
@@ -163,6 +164,7 @@ def logging_middleware(
         started = time.time()
         clock = time.perf_counter()
         seen: list[int] = []
+        dropped = False
         # Read the request line before the app runs: a mounted app rewrites PATH_INFO.
         method = str(environ.get("REQUEST_METHOD", ""))
         path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
@@ -176,6 +178,9 @@ def logging_middleware(
 
         try:
             body = list(app(environ, recording_start_response))
+        except ConnectionError:
+            dropped = True
+            raise
         finally:
             log.append(
                 RequestRecord(
@@ -183,7 +188,7 @@ def logging_middleware(
                     method=method,
                     path=redactor.redact(path),
                     query=redactor.redact_query(query),
-                    status=seen[-1] if seen else 500,
+                    status=0 if dropped else (seen[-1] if seen else 500),
                     time=started,
                     duration_ms=round((time.perf_counter() - clock) * 1000, 3),
                 )

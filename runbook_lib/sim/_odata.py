@@ -15,6 +15,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
+
+from werkzeug.datastructures import MultiDict
 
 from ._graph_wire import GraphError
 
@@ -25,6 +28,7 @@ __all__ = [
     "apply_select",
     "decode_skiptoken",
     "encode_skiptoken",
+    "next_link",
     "odata_quote",
     "parse_filter",
     "parse_list_query",
@@ -160,3 +164,14 @@ def apply_select(item: dict[str, Any], select: tuple[str, ...]) -> dict[str, Any
     if not select:
         return item
     return {name: item[name] for name in select if name in item}
+
+
+def next_link(url: str, args: MultiDict[str, str], next_offset: int) -> str:
+    """``url`` with the request's query options and a ``$skiptoken`` for ``next_offset``.
+
+    Graph's nextLink repeats every query option of the request, so following it needs
+    no state on the client's side.
+    """
+    kept = [(key, value) for key, value in args.items(multi=True) if key != "$skiptoken"]
+    kept.append(("$skiptoken", encode_skiptoken(next_offset)))
+    return f"{url}?" + urlencode(kept, quote_via=quote, safe="$'(),:")

@@ -13,14 +13,19 @@ are built from the URL and the status only, and pass through the redactor anyway
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+from ._shapes import NON_GALLERY_TEMPLATE_ID
 
 __all__ = [
     "CODE_CREDENTIALS_REJECTED",
@@ -30,6 +35,7 @@ __all__ = [
     "CODE_UNEXPECTED_STATUS",
     "CODE_UNREACHABLE",
     "ProbeFailure",
+    "entra_issued_token",
     "probe_scim_endpoint",
 ]
 
@@ -216,3 +222,25 @@ def probe_scim_endpoint(
     except httpx.HTTPError as error:
         return _transport_failure(base_address, error)
     return _judge_response(response)
+
+
+def entra_issued_token(tenant_id: str) -> str:
+    """The bearer token Entra sends when no SecretToken is saved (testing only).
+
+    It is a token for the non-gallery app's audience, which a SCIM endpoint that
+    expects its own token rejects: the sandbox builds an unsigned look-alike.
+    """
+
+    def part(data: dict[str, Any]) -> str:
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    now = int(time.time())
+    claims = {
+        "aud": NON_GALLERY_TEMPLATE_ID,
+        "iss": f"https://sts.windows.net/{tenant_id}/",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+    }
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."

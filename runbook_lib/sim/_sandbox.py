@@ -1,9 +1,17 @@
 """The :class:`Sandbox` handle: three HTTPS stand-ins started and stopped together.
 
-One object owns the CA, the shared tenant state, the request log and the three
-servers (sign-in, Graph, Iru SCIM). The library under test is pointed at it only
-through :meth:`Sandbox.env` - URLs, ids, secrets and a CA bundle - exactly as it
-would be pointed at Microsoft and Iru, so there is no "sandbox mode" in the library.
+One object owns the CA, the shared tenant state (directory, apps, jobs), the request
+log, the fault injector, the three servers (sign-in, Graph with the ``/_sandbox``
+admin routes, Iru SCIM with the Enterprise API view) and the provisioning worker. The
+library under test is pointed at it only through :meth:`Sandbox.env` - URLs, ids,
+secrets and a CA bundle - exactly as it would be pointed at Microsoft and Iru, so
+there is no "sandbox mode" in the library.
+
+The provisioning worker is a daemon thread started with the servers: ``start`` and
+``restart`` on a job wake it and the first cycle runs at once (status NotRun, then
+Active, well within a second for the default tenant); later cycles follow Entra's
+40-minute interval in *simulated* time, which only :meth:`Sandbox.fast_forward` (or
+40 real minutes) moves, unless ``cycle_seconds`` asks for real-time cycles.
 """
 
 from __future__ import annotations
@@ -17,15 +25,24 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ._admin import ADMIN_PREFIX, AdminApp, mount_admin
 from ._ca import SandboxCA
+from ._clock import SimClock
+from ._directory_seed import build_directory
+from ._engine import Engine
+from ._faults import FaultInjector, FaultRule
 from ._graph import GraphApp
+from ._handle_directory import DirectoryHandle
+from ._handle_provisioning import ProvisioningHandle
 from ._http import HttpsServer
 from ._ids import IdFactory
 from ._iru import IRU_SCIM_PATH, IruApp
+from ._jobs import render_job
 from ._log import Redactor, RequestLog, RequestRecord, ServerName, logging_middleware
 from ._login import LoginApp
-from ._shapes import render_job, render_service_principal
+from ._shapes import render_service_principal
 from ._state import TenantState
+from ._worker import ProvisioningWorker
 
 __all__ = ["SANDBOX_APP_NAME", "SECRET_ENV_KEYS", "Sandbox", "SandboxConfig"]
 
@@ -33,9 +50,20 @@ SANDBOX_APP_NAME = "Iru Endpoint SCIM (sandbox)"
 
 # The RUNBOOK_* variables that hold secrets: never print them, only write them to
 # a private file.
-SECRET_ENV_KEYS = frozenset({"RUNBOOK_CLIENT_SECRET", "RUNBOOK_SCIM_TOKEN"})
+SECRET_ENV_KEYS = frozenset(
+    {
+        "RUNBOOK_CLIENT_SECRET",
+        "RUNBOOK_SCIM_TOKEN",
+        "RUNBOOK_IRU_API_TOKEN",
+        "RUNBOOK_SANDBOX_ADMIN_TOKEN",
+    }
+)
 
 _WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
+# Creation time of the seeded directory objects (2024-01-01T00:00:00Z): fixed, so a
+# seed also fixes every createdDateTime.
+_SEEDED_AT = 1704067200.0
+TIERS = ("free", "p1")
 
 
 @dataclass(frozen=True)
@@ -52,6 +80,21 @@ class SandboxConfig:
     login_port, graph_port, iru_port: fixed ports, or 0 for free ones.
     state_dir: where the CA certificate is written; a private temporary directory
         (deleted on stop) when None.
+    users, groups: the directory's size; the default (12 users, 5 top-level groups
+        plus the nested "Iru Mac Contractors") is the fixed, readable tenant of
+        :data:`DEFAULT_USERS` / :data:`DEFAULT_GROUPS`.
+    tier: the tenant's Entra ID licence, "free" or "p1" (free refuses groups as
+        app role assignees).
+    cycle_seconds: None keeps Entra's 40-minute interval in simulated time (cycles
+        then come from start/restart/provisionOnDemand, fast_forward or run_cycle);
+        a number runs a cycle every that many real seconds.
+    assignment_reads: how many list/get requests a new app role assignment stays
+        invisible to (replication lag after assignment); 0 turns it off.
+    faults: fault and latency rules in force from the start.
+    iru_api_token: the token of the Iru Enterprise API read view (separate from the
+        SCIM token); random when None.
+    admin_token: the token of the sandbox's own ``/_sandbox`` admin routes; random
+        when None.
     """
 
     seed: int = 1
@@ -63,30 +106,73 @@ class SandboxConfig:
     graph_port: int = 0
     iru_port: int = 0
     state_dir: Path | str | None = None
+    users: int = 12
+    groups: int = 5
+    tier: str = "p1"
+    cycle_seconds: float | None = None
+    assignment_reads: int = 1
+    faults: tuple[FaultRule, ...] = ()
+    iru_api_token: str | None = field(default=None, repr=False)
+    admin_token: str | None = field(default=None, repr=False)
+
+    def validate(self) -> None:
+        """Raise ValueError for settings no sandbox can run with."""
+        if self.consistency_reads < 0 or self.assignment_reads < 0:
+            raise ValueError("consistency_reads and assignment_reads must be 0 or more")
+        if self.users < 0 or self.groups < 0:
+            raise ValueError("users and groups must be 0 or more")
+        if self.tier not in TIERS:
+            raise ValueError(f"tier must be one of {', '.join(TIERS)}")
+        if self.cycle_seconds is not None and self.cycle_seconds <= 0:
+            raise ValueError("cycle_seconds must be positive (or None)")
 
 
-class Sandbox:
+class Sandbox(DirectoryHandle, ProvisioningHandle):
     """The running sandbox: use as a context manager, or call start() and stop().
 
-    A sandbox is single-use: after stop(), make a new one.
+    A sandbox is single-use: after stop(), make a new one. Beyond the addresses and
+    credentials (:meth:`env`), the handle plays the Entra admin and the observer:
+
+    * directory: :meth:`users`, :meth:`groups`, :meth:`user`, :meth:`group`,
+      :meth:`group_members`, :meth:`add_user`, :meth:`update_user`,
+      :meth:`disable_user`, :meth:`soft_delete_user`, :meth:`hard_delete_user`, ...
+    * provisioning: :meth:`assignments`, :meth:`job_status`, :meth:`schema`,
+      :meth:`provisioning_logs`, :meth:`fast_forward`, :meth:`run_cycle`,
+      :meth:`wait_idle`;
+    * the Iru side: :meth:`scim_users`, :meth:`scim_groups`, :meth:`iru_users`;
+    * faults and the wire: :meth:`inject`, :meth:`clear_faults`, :meth:`requests`.
     """
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
-        if self.config.consistency_reads < 0:
-            raise ValueError("consistency_reads must be 0 or more")
+        self.config.validate()
         self.redactor = Redactor()
         self.log = RequestLog()
         self.ids = IdFactory(self.config.seed)
+        self.clock = SimClock()
         self.scim_token = self.config.scim_token or secrets.token_urlsafe(32)
         self.redactor.add(self.scim_token)
+        self.faults = FaultInjector(self.config.seed, self.config.faults)
+        directory = build_directory(
+            self.ids, users=self.config.users, groups=self.config.groups, created=_SEEDED_AT
+        )
         self.state = TenantState(
             self.ids,
             self.redactor,
             client_secret=self.config.client_secret or secrets.token_urlsafe(30),
             consistency_reads=self.config.consistency_reads,
+            directory=directory,
+            clock=self.clock,
+            tier=self.config.tier,
+            assignment_reads=self.config.assignment_reads,
+            cycle_seconds=self.config.cycle_seconds,
         )
-        self.iru = IruApp(self.ids, self.scim_token, self.redactor)
+        self.iru_api_token = self.config.iru_api_token or secrets.token_urlsafe(32)
+        self.admin_token = self.config.admin_token or secrets.token_urlsafe(32)
+        self.redactor.add(self.iru_api_token)
+        self.redactor.add(self.admin_token)
+        self.iru = IruApp(self.ids, self.scim_token, self.redactor, api_token=self.iru_api_token)
+        self.worker: ProvisioningWorker | None = None
         self._servers: dict[ServerName, HttpsServer] = {}
         self._own_dir: Path | None = None
         self._ca_path: Path | None = None
@@ -123,16 +209,37 @@ class Sandbox:
         self._serve("login", login, server_context, self.config.login_port)
         login.origin = self._origin("login")
 
-        graph = GraphApp(self.state, authority=login.origin, probe_context=ca.client_context())
-        self._serve("graph", graph, server_context, self.config.graph_port)
+        graph = GraphApp(
+            self.state,
+            authority=login.origin,
+            probe_context=ca.client_context(),
+            faults=self.faults,
+        )
+        admin = AdminApp(self, self.admin_token)
+        self._serve("graph", graph, server_context, self.config.graph_port, admin=admin)
         login.graph_host = self._origin("graph").removeprefix("https://")
 
         self._serve("iru", self.iru, server_context, self.config.iru_port)
 
-    def _serve(self, name: ServerName, app: Any, context: Any, port: int) -> None:
+        # The provisioning engine trusts the system CAs plus the sandbox CA, like the
+        # Test connection probe: its target may be the Iru stand-in or a real endpoint.
+        engine = Engine(self.state, self.state.provisioning_log, ca.client_context())
+        self.state.engine = engine
+        self.worker = ProvisioningWorker(self.state, engine)
+        self.worker.start()
+
+    def _serve(
+        self, name: ServerName, app: Any, context: Any, port: int, admin: Any = None
+    ) -> None:
+        served = logging_middleware(
+            self.faults.middleware(app, name), name, self.log, self.redactor
+        )
+        if admin is not None:
+            # Admin routes bypass faults and the request log.
+            served = mount_admin(admin, served)
         server = HttpsServer(
             name,
-            logging_middleware(app, name, self.log, self.redactor),
+            served,
             context,
             self.redactor,
             host=self.config.host,
@@ -142,7 +249,10 @@ class Sandbox:
         self._servers[name] = server
 
     def stop(self) -> None:
-        """Stop the servers and delete the private temporary directory (idempotent)."""
+        """Stop the worker and the servers, delete the private temporary directory (idempotent)."""
+        worker = getattr(self, "worker", None)
+        if worker is not None:
+            worker.stop()
         HttpsServer.stop_all(list(self._servers.values()))
         if self._own_dir is not None:
             shutil.rmtree(self._own_dir, ignore_errors=True)
@@ -221,8 +331,36 @@ class Sandbox:
         """The display name the runbook should give the enterprise app."""
         return SANDBOX_APP_NAME
 
-    def env(self) -> dict[str, str]:
-        """The RUNBOOK_* settings that point the runbook at this sandbox."""
+    @property
+    def iru_api_url(self) -> str:
+        """The Iru Enterprise API URL as Iru shows it (the host; users at ``/api/v1/users``)."""
+        return self._origin("iru")
+
+    @property
+    def admin_url(self) -> str:
+        """The base of the sandbox's admin routes, e.g. ``https://127.0.0.1:50002/_sandbox``."""
+        return self._origin("graph") + ADMIN_PREFIX
+
+    def admin_env(self) -> dict[str, str]:
+        """RUNBOOK_SANDBOX_ADMIN_URL and _TOKEN: for a second terminal driving the sandbox."""
+        return {
+            "RUNBOOK_SANDBOX_ADMIN_URL": self.admin_url,
+            "RUNBOOK_SANDBOX_ADMIN_TOKEN": self.admin_token,
+        }
+
+    def env(self, *, include_iru_api: bool = False) -> dict[str, str]:
+        """The RUNBOOK_* settings that point the runbook at this sandbox.
+
+        ``include_iru_api`` adds RUNBOOK_IRU_API_URL and RUNBOOK_IRU_API_TOKEN for the
+        runbook's optional cross-check against Iru's Enterprise API.
+        """
+        values = self._env()
+        if include_iru_api:
+            values["RUNBOOK_IRU_API_URL"] = self.iru_api_url
+            values["RUNBOOK_IRU_API_TOKEN"] = self.iru_api_token
+        return values
+
+    def _env(self) -> dict[str, str]:
         return {
             "RUNBOOK_TENANT_ID": self.tenant_id,
             "RUNBOOK_CLIENT_ID": self.client_id,
@@ -264,7 +402,7 @@ class Sandbox:
         """The synchronization jobs of a service principal, as Graph renders them."""
         sp = self._sp(sp_id)
         with self.state.lock:
-            return [render_job(job, sp) for job in sp.jobs.values()]
+            return [render_job(job, sp, self.state.cycle_seconds) for job in sp.jobs.values()]
 
     def secrets(self, sp_id: str) -> dict[str, str]:
         """The saved synchronization secrets of a service principal, unmasked."""
@@ -279,3 +417,17 @@ class Sandbox:
     def scim_groups(self) -> list[dict[str, Any]]:
         """The groups stored in the Iru stand-in, as SCIM JSON."""
         return self.iru.resources("Group")
+
+    def iru_users(self) -> list[dict[str, Any]]:
+        """The users as Iru's Enterprise API lists them (``GET /api/v1/users``)."""
+        return self.iru.api.users()
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def inject(self, rule: FaultRule) -> None:
+        """Start applying a fault or latency rule (see :class:`FaultRule`)."""
+        self.faults.add(rule)
+
+    def clear_faults(self) -> None:
+        """Remove every fault and latency rule."""
+        self.faults.clear()

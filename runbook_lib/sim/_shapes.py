@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._state import Application, ServicePrincipal, SynchronizationJob
+    from ._state import Application, ServicePrincipal
 
 __all__ = [
     "GRAPH_APP_ID",
@@ -26,7 +26,6 @@ __all__ = [
     "app_roles",
     "graph_time",
     "render_application",
-    "render_job",
     "render_service_principal",
     "render_template",
 ]
@@ -215,33 +214,5 @@ def render_template(sp: ServicePrincipal) -> dict[str, Any]:
                 "key": "configurationFields",
                 "value": '[{"name":"baseaddress"},{"name":"secrettoken","secret":true}]',
             },
-        ],
-    }
-
-
-def render_job(job: SynchronizationJob, sp: ServicePrincipal) -> dict[str, Any]:
-    """A synchronizationJob; it stays NotConfigured until a BaseAddress is saved."""
-    configured = "BaseAddress" in sp.secrets
-    return {
-        "id": job.id,
-        "templateId": job.template_id,
-        "schedule": {"expiration": None, "interval": "PT40M", "state": "Disabled"},
-        "status": {
-            "code": "Paused" if configured else "NotConfigured",
-            "countSuccessiveCompleteFailures": 0,
-            "escrowsPruned": False,
-            "lastExecution": None,
-            "lastSuccessfulExecution": None,
-            "lastSuccessfulExecutionWithExports": None,
-            "progress": [],
-            "quarantine": None,
-            "steadyStateFirstAchievedTime": "0001-01-01T00:00:00Z",
-            "steadyStateLastAchievedTime": "0001-01-01T00:00:00Z",
-            "synchronizedEntryCountByType": [],
-            "troubleshootingUrl": None,
-        },
-        "synchronizationJobSettings": [
-            {"name": "AzureIngestionAttributeOptimization", "value": "False"},
-            {"name": "LookaheadQueryEnabled", "value": "False"},
         ],
     }

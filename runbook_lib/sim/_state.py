@@ -2,8 +2,8 @@
 
 Graph handlers read and change this state; the :class:`~._sandbox.Sandbox` handle
 reads it for tests. It deliberately holds plain records and no wire format (that is
-:mod:`._shapes`), so a later directory of users and groups, app role assignments, a
-synchronization schema and a provisioning engine can be added as more records here.
+:mod:`._shapes`): applications and service principals here, the directory of users
+and groups in :mod:`._directory`, the per-job provisioning state in :mod:`._jobs`.
 
 Eventual consistency is modelled with a counter rather than a clock: a new service
 principal stays invisible to the first ``consistency_reads`` requests that would have
@@ -16,13 +16,22 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from ._clock import SimClock
+from ._directory import Directory, DirectoryGroup, DirectoryUser
 from ._ids import IdFactory
+from ._jobs import JobRun
 from ._log import Redactor
+from ._provisioning_log import ProvisioningLog
 from ._shapes import MASKED_SECRET_KEYS
 from ._tokens import TokenStore
 
+if TYPE_CHECKING:
+    from ._engine import Engine
+
 __all__ = [
+    "AppRoleAssignment",
     "Application",
     "JobConflict",
     "ServicePrincipal",
@@ -55,6 +64,25 @@ class SynchronizationJob:
     id: str
     template_id: str
     created: datetime
+    run: JobRun = field(default_factory=lambda: JobRun.new("scim"))
+
+
+@dataclass(slots=True)
+class AppRoleAssignment:
+    """A user or group assigned to an app role of a service principal.
+
+    ``hidden_reads`` counts the list/get requests that still miss a new assignment
+    (the configured replication lag after assignment).
+    """
+
+    id: str
+    principal_id: str
+    principal_type: str
+    principal_display_name: str
+    app_role_id: str
+    resource_id: str
+    created: float
+    hidden_reads: int = 0
 
 
 @dataclass(slots=True)
@@ -70,6 +98,10 @@ class ServicePrincipal:
     hidden_reads: int = 0
     jobs: dict[str, SynchronizationJob] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    assignments: dict[str, AppRoleAssignment] = field(default_factory=dict)
+
+
+Replicated = ServicePrincipal | DirectoryUser | DirectoryGroup | AppRoleAssignment
 
 
 class JobConflict(Exception):
@@ -96,10 +128,25 @@ class TenantState:
         *,
         client_secret: str,
         consistency_reads: int,
+        directory: Directory | None = None,
+        clock: SimClock | None = None,
+        tier: str = "p1",
+        assignment_reads: int = 0,
+        cycle_seconds: float | None = None,
     ) -> None:
         if consistency_reads < 0:
             raise ValueError("consistency_reads must be 0 or more")
         self.ids = ids
+        self.clock = clock or SimClock()
+        self.directory = directory or Directory()
+        self.tier = tier
+        self.assignment_reads = assignment_reads
+        self.cycle_seconds = cycle_seconds
+        # Set by the provisioning worker: called when a job should run a cycle soon.
+        self.wake_worker: Callable[[], None] = lambda: None
+        self.provisioning_log = ProvisioningLog()
+        # Set by the sandbox once the engine exists (provisionOnDemand needs it).
+        self.engine: Engine | None = None
         self.redactor = redactor
         self.lock = threading.RLock()
         self.tenant_id = ids.uuid("tenant")
@@ -146,12 +193,42 @@ class TenantState:
             self.service_principals[sp.object_id] = sp
             return app, sp
 
-    def _seen(self, sp: ServicePrincipal) -> bool:
-        """Count one client read of ``sp``; True once it has replicated."""
-        if sp.hidden_reads > 0:
-            sp.hidden_reads -= 1
+    def _seen(self, item: Replicated) -> bool:
+        """Count one client read of ``item``; True once it has replicated."""
+        if item.hidden_reads > 0:
+            item.hidden_reads -= 1
             return False
         return True
+
+    def seen(self, item: Replicated) -> bool:
+        """Public form of the replication check (the caller holds ``lock``)."""
+        return self._seen(item)
+
+    # -- directory ------------------------------------------------------------------
+
+    def read_user(self, key: str) -> DirectoryUser | None:
+        """A live (not soft-deleted) user by id or UPN, as a client request sees it."""
+        with self.lock:
+            user = self.directory.user(key)
+            if user is None or user.deleted is not None or not self._seen(user):
+                return None
+            return user
+
+    def forget_principal(self, object_id: str) -> None:
+        """Drop every app role assignment of a principal that no longer exists."""
+        with self.lock:
+            for sp in self.service_principals.values():
+                gone = [k for k, a in sp.assignments.items() if a.principal_id == object_id]
+                for key in gone:
+                    del sp.assignments[key]
+
+    def read_group(self, object_id: str) -> DirectoryGroup | None:
+        """A group by id, as a client request sees it."""
+        with self.lock:
+            group = self.directory.group(object_id)
+            if group is None or not self._seen(group):
+                return None
+            return group
 
     def read_service_principal(self, object_id: str) -> ServicePrincipal | None:
         """Look ``object_id`` up the way a client request would (consistency applies)."""
@@ -200,7 +277,8 @@ class TenantState:
             for job in sp.jobs.values():
                 if job.template_id == template_id:
                     raise JobConflict(job)
-            job = SynchronizationJob(self.job_id(sp, template_id), template_id, utc_now())
+            job_id = self.job_id(sp, template_id)
+            job = SynchronizationJob(job_id, template_id, utc_now(), JobRun.new(job_id))
             sp.jobs[job.id] = job
             return job
 

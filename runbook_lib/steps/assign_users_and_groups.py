@@ -192,7 +192,23 @@ class AssignUsersAndGroups(Step):
             applied.append(change)
         if self.refused_groups:
             self.notes.append(FREE_TIER_EXPLANATION)
+        if applied:
+            self._wait_listed(sp["id"], {c.detail for c in applied})
         return applied
+
+    def _wait_listed(self, sp_id: str, principal_ids: set[str]) -> None:
+        """Wait until new assignments show in the app's list (Graph replicates them lazily)."""
+
+        def listed() -> None:
+            present = {a["principalId"] for a in self._assignments(sp_id)}
+            if not principal_ids <= present:
+                raise GraphNotFound(
+                    f"{len(principal_ids - present)} assignment(s) not listed yet", status=404
+                )
+
+        self.runbook.graph.wait_for(
+            listed, what="the new assignments", progress=self.runbook.progress
+        )
 
     def _post_assignment(self, sp_id: str, body: dict[str, str]) -> Any:
         try:

@@ -1,0 +1,503 @@
+"""Graph handlers for ``/users``, ``/groups`` and group membership.
+
+Query options follow Graph's directory rules, including the ones that trip clients up:
+
+* ``$top`` is 1..999 (default 100) and paging is by an opaque ``@odata.nextLink``;
+* ``$search`` needs the ``ConsistencyLevel: eventual`` header, and ``$count=true``,
+  ``ne``/``not``/``endswith`` and ``$filter`` with ``$orderby`` need the header *and*
+  ``$count=true`` (Graph's "advanced queries");
+* ``/groups/{id}/members`` lists *direct* members only (users and nested groups, each
+  with ``@odata.type``); ``transitiveMembers`` flattens nesting.
+
+Soft-deleted users disappear from ``/users`` and from member lists and show up under
+``/directory/deletedItems/microsoft.graph.user``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from ._directory import DirectoryGroup, DirectoryUser
+from ._directory_shapes import (
+    GROUP_PROPERTIES,
+    USER_DEFAULT_PROPERTIES,
+    USER_PROPERTIES_ALL,
+    render_group,
+    render_member,
+    render_user,
+)
+from ._graph_wire import GraphCall, GraphError, json_response, not_found
+from ._odata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decode_skiptoken, next_link
+from ._odata_filter import FilterExpression, parse_odata_filter
+
+__all__ = [
+    "count_groups",
+    "count_users",
+    "get_group",
+    "get_user",
+    "list_deleted_users",
+    "list_group_members",
+    "list_groups",
+    "list_transitive_members",
+    "list_users",
+]
+
+Item = DirectoryUser | DirectoryGroup
+
+_USER_GETTERS: dict[str, Callable[[DirectoryUser], Any]] = {
+    "id": lambda u: u.id,
+    "userPrincipalName": lambda u: u.user_principal_name,
+    "mail": lambda u: u.mail,
+    "mailNickname": lambda u: u.mail_nickname,
+    "displayName": lambda u: u.display_name,
+    "givenName": lambda u: u.given_name,
+    "surname": lambda u: u.surname,
+    "jobTitle": lambda u: u.job_title,
+    "department": lambda u: u.department,
+    "accountEnabled": lambda u: u.account_enabled,
+    "employeeId": lambda u: u.employee_id,
+    "city": lambda u: u.city,
+    "country": lambda u: u.country,
+    "userType": lambda u: "Member",
+    "preferredLanguage": lambda u: u.preferred_language,
+}
+_GROUP_GETTERS: dict[str, Callable[[DirectoryGroup], Any]] = {
+    "id": lambda g: g.id,
+    "displayName": lambda g: g.display_name,
+    "description": lambda g: g.description,
+    "mail": lambda g: g.mail,
+    "mailNickname": lambda g: g.mail_nickname,
+    "mailEnabled": lambda g: g.mail_enabled,
+    "securityEnabled": lambda g: g.security_enabled,
+    "groupTypes": lambda g: list(g.group_types),
+}
+_USER_SEARCHABLE = frozenset(
+    {"displayName", "mail", "mailNickname", "userPrincipalName", "givenName", "surname"}
+)
+_GROUP_SEARCHABLE = frozenset({"displayName", "description", "mail", "mailNickname"})
+_ORDERABLE = frozenset({"displayName", "userPrincipalName"})
+_SEARCH_CLAUSE = re.compile(r'^"([A-Za-z]+):([^"]*)"$')
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_CONSISTENCY_HINT = (
+    "Try adding $count=true query parameter and ConsistencyLevel:eventual header. "
+    "Refer to https://aka.ms/graph-docs/advanced-queries for more information"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """What differs between users and groups in the query rules."""
+
+    name: str
+    type_name: str
+    all_properties: frozenset[str]
+    default_properties: tuple[str, ...] | None
+    getters: dict[str, Callable[[Any], Any]]
+    searchable: frozenset[str]
+
+
+_USERS = _Kind(
+    "User", "user", USER_PROPERTIES_ALL, USER_DEFAULT_PROPERTIES, _USER_GETTERS, _USER_SEARCHABLE
+)
+_GROUPS = _Kind("Group", "group", GROUP_PROPERTIES, None, _GROUP_GETTERS, _GROUP_SEARCHABLE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    filter: FilterExpression | None
+    search: list[list[tuple[str, str]]] | None  # OR of ANDs of (property, term)
+    select: tuple[str, ...]
+    top: int
+    offset: int
+    count: bool
+    orderby: tuple[str, bool] | None  # (property, descending)
+
+
+def _eventual(request: Request) -> bool:
+    return (request.headers.get("ConsistencyLevel") or "").strip().lower() == "eventual"
+
+
+def _unsupported(message: str) -> GraphError:
+    return GraphError(400, "Request_UnsupportedQuery", message)
+
+
+def _parse_search(text: str, kind: _Kind) -> list[list[tuple[str, str]]]:
+    """``"displayName:adele" OR "mail:megan"`` as OR-groups of AND-clauses."""
+    groups: list[list[tuple[str, str]]] = [[]]
+    for piece in re.split(r'\s+(AND|OR)\s+(?=")', text.strip()):
+        if piece in ("AND", "OR"):
+            if piece == "OR":
+                groups.append([])
+            continue
+        match = _SEARCH_CLAUSE.match(piece.strip())
+        if match is None:
+            raise GraphError(
+                400,
+                "Request_UnsupportedQuery",
+                f"Syntax error: the $search clause {piece!r} must look like "
+                '"property:value" (in double quotes).',
+            )
+        prop, term = match.group(1), match.group(2)
+        if prop not in kind.searchable:
+            raise _unsupported(f"Property '{prop}' is not supported for search.")
+        groups[-1].append((prop, term.casefold()))
+    return groups
+
+
+def _search_matches(value: Any, term: str) -> bool:
+    if not isinstance(value, str):
+        return False
+    folded = value.casefold()
+    return folded.startswith(term) or any(word.startswith(term) for word in _WORD.findall(folded))
+
+
+def _parse_query(request: Request, kind: _Kind, *, allow_orderby: bool = True) -> _Query:
+    args = request.args
+    eventual = _eventual(request)
+    for option in ("$skip", "$expand", "$format", "$apply"):
+        if option in args:
+            raise GraphError(
+                400, "Request_BadRequest", f"The query option '{option}' is not supported."
+            )
+    count = (args.get("$count") or "").lower() == "true"
+    if "$count" in args and (args.get("$count") or "").lower() not in ("true", "false"):
+        raise GraphError(400, "Request_BadRequest", "Invalid value for query option '$count'.")
+    if count and not eventual:
+        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+    search = None
+    if "$search" in args:
+        if not eventual:
+            raise _unsupported(
+                "Request with $search query parameter only works through MSGraph with a "
+                "special request header: 'ConsistencyLevel: eventual'"
+            )
+        search = _parse_search(args["$search"], kind)
+    parsed_filter = None
+    if "$filter" in args:
+        parsed_filter = parse_odata_filter(args["$filter"])
+        for root in sorted(parsed_filter.roots):
+            if root not in kind.getters:
+                raise _unsupported(
+                    f"Unsupported or invalid query filter clause specified for property "
+                    f"'{root}' of resource '{kind.name}'."
+                )
+        if parsed_filter.advanced and not (eventual and count):
+            raise _unsupported(
+                "Operator is not supported because the required parameters might be missing. "
+                + _CONSISTENCY_HINT
+            )
+    orderby = None
+    if "$orderby" in args:
+        if not allow_orderby:
+            raise _unsupported("$orderby is not supported on this collection.")
+        prop, _, direction = args["$orderby"].strip().partition(" ")
+        direction = direction.strip().lower() or "asc"
+        if prop not in _ORDERABLE or prop not in kind.getters or direction not in ("asc", "desc"):
+            raise _unsupported(f"Sorting on '{args['$orderby']}' is not supported.")
+        if (parsed_filter is not None or search is not None) and not (eventual and count):
+            raise _unsupported("Sorting not supported for current query. " + _CONSISTENCY_HINT)
+        orderby = (prop, direction == "desc")
+    select: tuple[str, ...] = ()
+    if "$select" in args:
+        select = tuple(name.strip() for name in args["$select"].split(",") if name.strip())
+        for name in select:
+            if name not in kind.all_properties:
+                raise GraphError(
+                    400,
+                    "Request_BadRequest",
+                    f"Could not find a property named '{name}' on type "
+                    f"'microsoft.graph.{kind.type_name}'.",
+                )
+    top = DEFAULT_PAGE_SIZE
+    if "$top" in args:
+        text = args["$top"].strip()
+        if not text.lstrip("-").isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+            raise GraphError(
+                400,
+                "Request_BadRequest",
+                f"Invalid page size specified: '{text}'. Must be between 1 and "
+                f"{MAX_PAGE_SIZE} inclusive.",
+            )
+        top = int(text)
+    offset = decode_skiptoken(args["$skiptoken"]) if "$skiptoken" in args else 0
+    return _Query(parsed_filter, search, select, top, offset, count, orderby)
+
+
+def _matches(item: Item, query: _Query, kind: _Kind) -> bool:
+    getters = kind.getters
+    if query.filter is not None:
+
+        def resolve(path: tuple[str, ...]) -> Any:
+            getter = getters.get(path[0])
+            return getter(item) if getter is not None and len(path) == 1 else None
+
+        if not query.filter.matches(resolve):
+            return False
+    if query.search is not None:
+        return any(
+            all(_search_matches(getters[prop](item), term) for prop, term in clauses)
+            for clauses in query.search
+            if clauses
+        )
+    return True
+
+
+def _render(item: Item, select: tuple[str, ...], kind: _Kind | None) -> dict[str, Any]:
+    body = render_user(item) if isinstance(item, DirectoryUser) else render_group(item)
+    if select:
+        return {name: body[name] for name in select if name in body}
+    if kind is not None and kind.default_properties is not None:
+        return {name: body[name] for name in kind.default_properties}
+    return body
+
+
+def _entity_set(name: str, select: tuple[str, ...]) -> str:
+    return f"{name}({','.join(select)})" if select else name
+
+
+def _page(
+    call: GraphCall,
+    found: Sequence[Item],
+    query: _Query,
+    *,
+    context: str,
+    render: Callable[[Item], dict[str, Any]],
+) -> Response:
+    if query.orderby is not None:
+        prop, descending = query.orderby
+
+        def sort_key(item: Item) -> str:
+            if isinstance(item, DirectoryUser):
+                value = _USER_GETTERS[prop](item)
+            else:
+                value = _GROUP_GETTERS[prop](item) if prop in _GROUP_GETTERS else None
+            return str(value or "").casefold()
+
+        found = sorted(found, key=sort_key, reverse=descending)
+    page = found[query.offset : query.offset + query.top]
+    body: dict[str, Any] = {"@odata.context": call.context(context)}
+    if query.count:
+        body["@odata.count"] = len(found)
+    body["value"] = [render(item) for item in page]
+    if query.offset + query.top < len(found):
+        url = call.request.base_url
+        body["@odata.nextLink"] = next_link(url, call.request.args, query.offset + query.top)
+    return json_response(call, body)
+
+
+def _visible_users(call: GraphCall, query: _Query) -> list[DirectoryUser]:
+    state = call.state
+    with state.lock:
+        exact = query.filter.equality() if query.filter is not None else None
+        if exact is not None and exact[0] in (("id",), ("userPrincipalName",)):
+            value = exact[1]
+            user = state.directory.user(value) if isinstance(value, str) else None
+            candidates: Iterable[DirectoryUser] = [user] if user is not None else []
+        else:
+            candidates = state.directory.users.values()
+        return [
+            user
+            for user in candidates
+            if user.deleted is None and _matches(user, query, _USERS) and state.seen(user)
+        ]
+
+
+def list_users(call: GraphCall) -> Response:
+    """GET /users."""
+    query = _parse_query(call.request, _USERS)
+    found = _visible_users(call, query)
+    return _page(
+        call,
+        found,
+        query,
+        context=_entity_set("users", query.select),
+        render=lambda item: _render(item, query.select, _USERS),
+    )
+
+
+def count_users(call: GraphCall) -> Response:
+    """GET /users/$count (text/plain; needs ConsistencyLevel: eventual)."""
+    if not _eventual(call.request):
+        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+    with call.state.lock:
+        total = sum(1 for _ in call.state.directory.active_users())
+    return _plain_count(call, total)
+
+
+def _plain_count(call: GraphCall, total: int) -> Response:
+    response = json_response(call, {})
+    response.set_data(str(total))
+    response.content_type = "text/plain;charset=utf-8"
+    return response
+
+
+def _select_only(call: GraphCall, kind: _Kind) -> tuple[str, ...]:
+    text = call.request.args.get("$select")
+    if text is None:
+        return ()
+    select = tuple(name.strip() for name in text.split(",") if name.strip())
+    for name in select:
+        if name not in kind.all_properties:
+            raise GraphError(
+                400,
+                "Request_BadRequest",
+                f"Could not find a property named '{name}' on type "
+                f"'microsoft.graph.{kind.type_name}'.",
+            )
+    return select
+
+
+def get_user(call: GraphCall, user_key: str) -> Response:
+    """GET /users/{id | userPrincipalName}."""
+    select = _select_only(call, _USERS)
+    user = call.state.read_user(user_key)
+    if user is None:
+        raise not_found(user_key)
+    body = {
+        "@odata.context": call.context(_entity_set("users", select) + "/$entity"),
+        **_render(user, select, _USERS),
+    }
+    return json_response(call, body)
+
+
+def list_deleted_users(call: GraphCall) -> Response:
+    """GET /directory/deletedItems/microsoft.graph.user."""
+    query = _parse_query(call.request, _USERS)
+    with call.state.lock:
+        found = [u for u in call.state.directory.deleted_users() if _matches(u, query, _USERS)]
+    return _page(
+        call,
+        found,
+        query,
+        context="directory/deletedItems/microsoft.graph.user",
+        render=lambda item: _render(item, query.select, _USERS),
+    )
+
+
+def list_groups(call: GraphCall) -> Response:
+    """GET /groups."""
+    query = _parse_query(call.request, _GROUPS)
+    state = call.state
+    with state.lock:
+        found = [
+            group
+            for group in state.directory.groups.values()
+            if _matches(group, query, _GROUPS) and state.seen(group)
+        ]
+    return _page(
+        call,
+        found,
+        query,
+        context=_entity_set("groups", query.select),
+        render=lambda item: _render(item, query.select, _GROUPS),
+    )
+
+
+def count_groups(call: GraphCall) -> Response:
+    """GET /groups/$count (text/plain; needs ConsistencyLevel: eventual)."""
+    if not _eventual(call.request):
+        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+    with call.state.lock:
+        total = len(call.state.directory.groups)
+    return _plain_count(call, total)
+
+
+def get_group(call: GraphCall, group_id: str) -> Response:
+    """GET /groups/{id}."""
+    select = _select_only(call, _GROUPS)
+    group = call.state.read_group(group_id)
+    if group is None:
+        raise not_found(group_id)
+    body = {
+        "@odata.context": call.context(_entity_set("groups", select) + "/$entity"),
+        **_render(group, select, _GROUPS),
+    }
+    return json_response(call, body)
+
+
+def _member_render(select: tuple[str, ...]) -> Callable[[Item], dict[str, Any]]:
+    def render(item: Item) -> dict[str, Any]:
+        body = render_member(item, full=bool(select))
+        if not select:
+            return body
+        return {k: v for k, v in body.items() if k in select or k == "@odata.type"}
+
+    return render
+
+
+def _members_query(call: GraphCall) -> _Query:
+    # Member lists accept the union of user and group properties in $select/$filter.
+    kind = _Kind(
+        "DirectoryObject",
+        "directoryObject",
+        USER_PROPERTIES_ALL | GROUP_PROPERTIES,
+        None,
+        {**_GROUP_GETTERS, **_USER_GETTERS},
+        _USER_SEARCHABLE | _GROUP_SEARCHABLE,
+    )
+    return _parse_query(call.request, kind, allow_orderby=False)
+
+
+def _resolve_members(call: GraphCall, member_ids: Iterable[str], query: _Query) -> list[Item]:
+    directory = call.state.directory
+    found: list[Item] = []
+    for member_id in member_ids:
+        user = directory.users.get(member_id)
+        item: Item | None = user if user is not None and user.deleted is None else None
+        if user is None:
+            item = directory.groups.get(member_id)
+        if item is None:
+            continue
+        kind = _USERS if isinstance(item, DirectoryUser) else _GROUPS
+        if query.filter is not None and not all(
+            root in kind.getters for root in query.filter.roots
+        ):
+            continue
+        if _matches(item, query, kind):
+            found.append(item)
+    return found
+
+
+def list_group_members(call: GraphCall, group_id: str) -> Response:
+    """GET /groups/{id}/members: direct members only."""
+    query = _members_query(call)
+    group = call.state.read_group(group_id)
+    if group is None:
+        raise not_found(group_id)
+    with call.state.lock:
+        found = _resolve_members(call, list(group.members), query)
+    return _page(
+        call, found, query, context="directoryObjects", render=_member_render(query.select)
+    )
+
+
+def _transitive(group: DirectoryGroup, groups: dict[str, DirectoryGroup]) -> list[str]:
+    seen: dict[str, None] = {}
+    pending = list(group.members)
+    while pending:
+        member_id = pending.pop(0)
+        if member_id in seen or member_id == group.id:
+            continue
+        seen[member_id] = None
+        nested = groups.get(member_id)
+        if nested is not None:
+            pending.extend(nested.members)
+    return list(seen)
+
+
+def list_transitive_members(call: GraphCall, group_id: str) -> Response:
+    """GET /groups/{id}/transitiveMembers: members of nested groups too."""
+    query = _members_query(call)
+    group = call.state.read_group(group_id)
+    if group is None:
+        raise not_found(group_id)
+    with call.state.lock:
+        found = _resolve_members(call, _transitive(group, call.state.directory.groups), query)
+    return _page(
+        call, found, query, context="directoryObjects", render=_member_render(query.select)
+    )
