@@ -49,7 +49,7 @@ def _target_env(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], obje
         return
     from .sim import Sandbox, config_from_environment
 
-    config = config_from_environment(seed=args.seed)
+    config = config_from_environment(seed=args.seed, tier=getattr(args, "tier", "p1"))
     with Sandbox(config) as sandbox:
         print(
             f"Sandbox started (seed {args.seed}): Graph {sandbox.graph_url}, Iru {sandbox.scim_url}"
@@ -251,6 +251,12 @@ def _parser() -> argparse.ArgumentParser:
             help="sandbox (default): the built-in rehearsal tenant; tenant: the RUNBOOK_* settings",
         )
         p.add_argument("--seed", type=int, default=1, help="sandbox seed (deterministic ids)")
+        p.add_argument(
+            "--tier",
+            choices=("p1", "free"),
+            default="p1",
+            help="sandbox licence tier: 'free' rehearses a tenant that cannot assign groups",
+        )
 
     run = sub.add_parser("run", help="execute the runbook notebooks in order")
     target_options(run)

@@ -133,3 +133,16 @@ def test_canary_token_never_reaches_runs_site_or_logs(
     assert CANARY not in _files_text(site)
     assert CANARY not in captured.out + captured.err
     assert CANARY not in "\n".join(f"{r.path}?{r.query}" for r in sb.requests())
+
+
+def test_free_tier_sandbox_completes_with_users_only(tmp_path, capsys) -> None:
+    assert main(["run", "--tier", "free", "--runs-dir", str(tmp_path)]) == 0
+    folder = _only_run(tmp_path)
+    record = json.loads((folder / "06-assign-users-and-groups.json").read_text())
+    checks = record["steps"][0]["checks"]
+    warned = [c for c in checks if c["status"] == "warn"]
+    assert warned and "Entra ID Free" in warned[0]["remediation"]
+    assigned = [c["target"] for c in record["steps"][0]["applied"]]
+    assert assigned and all(t.startswith("user ") for t in assigned)
+    verify = json.loads((folder / "07-verify-provisioning.json").read_text())
+    assert verify["ok"] is True
