@@ -106,9 +106,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             parameters=_parameters(args),
         )
     verdict = "passed" if summary.ok else "FAILED"
-    print(
-        f"Run {verdict}: {summary.change_count} change(s). Executed notebooks and summary: {summary.folder}"
+    counted = (
+        f"{summary.change_count} change(s) planned, nothing written"
+        if args.dry_run
+        else f"{summary.change_count} change(s)"
     )
+    print(f"Run {verdict}: {counted}. Executed notebooks and summary: {summary.folder}")
     return 0 if summary.ok else 1
 
 

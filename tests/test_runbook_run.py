@@ -76,9 +76,10 @@ def test_second_run_against_the_same_sandbox_changes_nothing(
     assert "Run passed: 0 change(s)" in capsys.readouterr().out
 
 
-def test_dry_run_on_a_fresh_sandbox_writes_nothing(sandbox, monkeypatch, tmp_path) -> None:
+def test_dry_run_on_a_fresh_sandbox_writes_nothing(sandbox, monkeypatch, tmp_path, capsys) -> None:
     _use(sandbox, monkeypatch)
     assert main(["run", "--target", "tenant", "--dry-run", "--runs-dir", str(tmp_path)]) == 0
+    assert "1 change(s) planned, nothing written" in capsys.readouterr().out
     assert _graph_writes(sandbox) == []
     summary = json.loads((_only_run(tmp_path) / "summary.json").read_text())
     planned = [c for s in summary["steps"] for c in s["changes"]]
