@@ -18,6 +18,8 @@ __all__ = [
     "MappingRow",
     "attribute_mapping",
     "direct_source",
+    "external_id_source",
+    "external_id_changes",
     "expected_external_id",
     "mapping_rows",
     "object_mapping",
@@ -84,6 +86,25 @@ def set_direct_source(attr: dict[str, Any], attribute: str) -> None:
         "parameters": [],
         "type": "Attribute",
     }
+
+
+def external_id_source(schema: dict[str, Any], obj: str) -> str:
+    """The expression ``externalId`` comes from for ``obj`` ('(not mapped)' when absent)."""
+    mapping = object_mapping(schema, obj)
+    attr = attribute_mapping(mapping, "externalId") if mapping else None
+    return str(((attr or {}).get("source") or {}).get("expression", "(not mapped)"))
+
+
+def external_id_changes(
+    schema: dict[str, Any], expected: dict[str, str]
+) -> list[tuple[str, str, str]]:
+    """(object, current, expected) for every object whose externalId source is not as expected."""
+    changes = []
+    for obj, expression in expected.items():
+        current = external_id_source(schema, obj)
+        if current != expression:
+            changes.append((obj, current, expression))
+    return changes
 
 
 def expected_external_id(device_compliance: bool) -> dict[str, str]:

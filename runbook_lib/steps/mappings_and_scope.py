@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 
 from .._checks import Change, CheckResult, Exhibit
 from .._schema import (
-    attribute_mapping,
     expected_external_id,
+    external_id_changes,
+    external_id_source,
     mapping_rows,
     object_mapping,
     render_mapping_table,
@@ -71,12 +72,10 @@ class MappingsAndScope(Step):
             mapping = object_mapping(schema, obj)
             if mapping is not None and not mapping.get("enabled", False):
                 changes.append(Change("enable", f"{obj} object mapping", mapping.get("name", "")))
-        for obj, expression in self.expected.items():
-            mapping = object_mapping(schema, obj)
-            attr = attribute_mapping(mapping, "externalId") if mapping else None
-            current = ((attr or {}).get("source") or {}).get("expression", "(not mapped)")
-            if current != expression:
-                changes.append(Change("map", f"{obj} externalId", f"{current} -> {expression}"))
+        changes += [
+            Change("map", f"{obj} externalId", f"{current} -> {expression}")
+            for obj, current, expression in external_id_changes(schema, self.expected)
+        ]
         sync_all = secrets.get("SyncAll", "")
         if sync_all.lower() != "false":
             was = "Sync all users and groups" if sync_all.lower() == "true" else "(not set)"
@@ -138,9 +137,7 @@ class MappingsAndScope(Step):
                     CheckResult.failed(title, "disabled", "Run this step again.", self.name)
                 )
         for obj, expression in self.expected.items():
-            mapping = object_mapping(schema, obj)
-            attr = attribute_mapping(mapping, "externalId") if mapping else None
-            current = ((attr or {}).get("source") or {}).get("expression", "(not mapped)")
+            current = external_id_source(schema, obj)
             title = f"{obj} externalId comes from objectId (Device Compliance)"
             if current == expression:
                 checks.append(CheckResult.passed(title, current))

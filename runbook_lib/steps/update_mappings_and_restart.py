@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from .._checks import Change, CheckResult
 from .._expectations import compare, expected_state
-from .._schema import attribute_mapping, expected_external_id, object_mapping, with_changes
+from .._schema import expected_external_id, external_id_changes, with_changes
 from .._tenant import require_app, require_job
 from ._base import Step
 from .mappings_and_scope import schema_path
@@ -41,12 +41,10 @@ class UpdateMappingsAndRestart(Step):
 
     def _mapping_changes(self, schema: dict[str, Any]) -> list[Change]:
         changes = []
-        for obj, expression in self.expected.items():
-            mapping = object_mapping(schema, obj)
-            attr = attribute_mapping(mapping, "externalId") if mapping else None
-            current = ((attr or {}).get("source") or {}).get("expression", "(not mapped)")
-            if current != expression:
-                changes.append(Change("map", f"{obj} externalId", f"{current} -> {expression}"))
+        changes += [
+            Change("map", f"{obj} externalId", f"{current} -> {expression}")
+            for obj, current, expression in external_id_changes(schema, self.expected)
+        ]
         return changes
 
     def _stale_in_iru(self, sp_id: str, schema: dict[str, Any]) -> list[str]:
