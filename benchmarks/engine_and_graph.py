@@ -38,18 +38,8 @@ _TEMPLATE = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
 
 
 def _token(sb: Sandbox) -> str:
-    response = httpx.post(
-        f"{sb.authority}/{sb.tenant_id}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": sb.client_id,
-            "client_secret": sb.client_secret,
-            "scope": "https://graph.microsoft.com/.default",
-        },
-        verify=sb.client_ssl_context(),
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
+    """An app-only Graph access token from the sandbox's token endpoint."""
+    return sb.app_token()
 
 
 def _graph(sb: Sandbox) -> httpx.Client:

@@ -30,18 +30,7 @@ def sandbox_env(sandbox: Sandbox) -> dict[str, str]:
 
 def _app_token(sb: Sandbox) -> str:
     """An app-only Graph access token from the sandbox's token endpoint."""
-    response = httpx.post(
-        f"{sb.authority}/{sb.tenant_id}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": sb.client_id,
-            "client_secret": sb.client_secret,
-            "scope": "https://graph.microsoft.com/.default",
-        },
-        verify=sb.client_ssl_context(),
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
+    return sb.app_token()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ._directory import Directory, DirectoryGroup, DirectoryUser
+from ._directory import USER_PROPERTIES, Directory, DirectoryGroup, DirectoryUser
 from ._jobs import EscrowEntry, JobRun
 from ._schema import ObjectRule
 from ._state import ServicePrincipal
@@ -69,21 +69,13 @@ def user_source(user: DirectoryUser, *, in_scope: bool, assigned: bool) -> Gette
     return get
 
 
+# The engine reads users by their synchronization attribute names; two of those differ from
+# the Graph property names the directory uses, the rest are the same.
+_SYNC_NAMES = {"officeLocation": "physicalDeliveryOfficeName", "mobilePhone": "mobile"}
 _USER_SLOTS = {
-    "userPrincipalName": "user_principal_name",
-    "mail": "mail",
-    "mailNickname": "mail_nickname",
-    "givenName": "given_name",
-    "surname": "surname",
-    "displayName": "display_name",
-    "jobTitle": "job_title",
-    "department": "department",
-    "preferredLanguage": "preferred_language",
-    "physicalDeliveryOfficeName": "office_location",
-    "city": "city",
-    "country": "country",
-    "mobile": "mobile_phone",
-    "employeeId": "employee_id",
+    _SYNC_NAMES.get(name, name): slot
+    for name, slot in USER_PROPERTIES.items()
+    if name != "accountEnabled"
 }
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
+
 from ._admin import ADMIN_PREFIX, AdminApp, mount_admin
 from ._ca import SandboxCA
 from ._clock import SimClock
@@ -320,6 +322,21 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
     def client_id(self) -> str:
         """The app registration the runbook signs in as (fixed by the seed)."""
         return self.state.client_id
+
+    def app_token(self) -> str:
+        """An app-only Graph access token from this sandbox's own token endpoint (for tests)."""
+        response = httpx.post(
+            f"{self.authority}/{self.tenant_id}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "scope": "https://graph.microsoft.com/.default",
+            },
+            verify=self.client_ssl_context(),
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
 
     @property
     def client_secret(self) -> str:
