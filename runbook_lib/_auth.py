@@ -120,10 +120,11 @@ def make_credential(
     return device
 
 
-def get_token(credential: TokenCredential, scope: str) -> AccessToken:
-    """Get a token, turning azure-identity's errors into a :class:`SignInError`."""
+def get_token(credential: TokenCredential, *scopes: str) -> AccessToken:
+    """Get a token for ``scopes``, turning azure-identity's errors into a :class:`SignInError`."""
+    scope = " ".join(scopes)
     try:
-        return credential.get_token(scope)
+        return credential.get_token(*scopes)
     except ServiceRequestError as exc:
         raise SignInError(
             f"Could not reach the sign-in authority: {redact(str(exc)).splitlines()[0]}",

@@ -78,7 +78,8 @@ class GraphClient:
 
     :param base_url: e.g. ``https://graph.microsoft.com/v1.0``.
     :param credential: an azure-identity credential.
-    :param scope: the ``.default`` scope to request tokens for.
+    :param scope: the scope(s) to request tokens for: ``.default`` for app-only sign-in,
+        the named delegated scopes for an admin's device-code sign-in.
     :param verify: TLS context (see :func:`runbook_lib._tls.ssl_context`).
     :param max_retries: how often a 429/503/504 is retried before giving up.
     :param max_retry_wait: upper bound, in seconds, for a single wait between retries.
@@ -92,7 +93,7 @@ class GraphClient:
         base_url: str,
         credential: TokenCredential,
         *,
-        scope: str = "https://graph.microsoft.com/.default",
+        scope: str | tuple[str, ...] = "https://graph.microsoft.com/.default",
         verify: ssl.SSLContext | bool = True,
         timeout: float = 30.0,
         max_retries: int = 5,
@@ -104,7 +105,7 @@ class GraphClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._credential = credential
-        self._scope = scope
+        self._scopes = (scope,) if isinstance(scope, str) else tuple(scope)
         self._token: str | None = None
         self._token_expires = 0.0
         self._max_retries = max_retries
@@ -133,7 +134,7 @@ class GraphClient:
 
     def _bearer(self) -> str:
         if self._token is None or time.time() > self._token_expires - 300:
-            token = get_token(self._credential, self._scope)
+            token = get_token(self._credential, *self._scopes)
             self._token = token.token
             self._token_expires = float(token.expires_on)
         return self._token

@@ -214,11 +214,19 @@ class LoginApp:
 
     def _user_tokens(self, client_id: str, scopes: tuple[str, ...]) -> Response:
         resource_scopes = tuple(s for s in scopes if s not in _OIDC_SCOPES)
+        # Named scopes are consented on first use (the admin consents once); `.default`
+        # asks for whatever the client already holds, as in Entra.
+        named = tuple(
+            s.rpartition("/")[2] if "://" in s else s
+            for s in resource_scopes
+            if not s.endswith("/.default")
+        )
+        granted = self.state.grants.consent(client_id, named)
         access = self.state.tokens.issue_access_token(
             kind="user",
             client_id=client_id,
             audience=GRAPH_RESOURCE,
-            scopes=resource_scopes,
+            scopes=granted,
             subject=self.state.admin_object_id,
         )
         body: dict[str, Any] = {
@@ -380,6 +388,7 @@ class LoginApp:
             audience=GRAPH_RESOURCE,
             scopes=tuple(scopes),
             subject=self.state.client_id,
+            roles=self.state.grants.granted_app_roles(),
         )
         return _json(
             {

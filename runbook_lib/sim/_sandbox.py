@@ -34,6 +34,7 @@ from ._directory_seed import build_directory
 from ._engine import Engine
 from ._faults import FaultInjector, FaultRule
 from ._graph import GraphApp
+from ._grants import Grants
 from ._handle_directory import DirectoryHandle
 from ._handle_provisioning import ProvisioningHandle
 from ._http import HttpsServer
@@ -97,6 +98,10 @@ class SandboxConfig:
         SCIM token); random when None.
     admin_token: the token of the sandbox's own ``/_sandbox`` admin routes; random
         when None.
+    withheld_permissions: Microsoft Graph permission names (e.g.
+        ``User.Read.All``) that no client of the tenant holds: the app registration
+        lacks the app role and delegated consent never grants the scope, so Graph
+        answers 403 where a call needs it (a tenant where an admin forgot one).
     """
 
     seed: int = 1
@@ -116,6 +121,7 @@ class SandboxConfig:
     faults: tuple[FaultRule, ...] = ()
     iru_api_token: str | None = field(default=None, repr=False)
     admin_token: str | None = field(default=None, repr=False)
+    withheld_permissions: tuple[str, ...] = ()
 
     def validate(self) -> None:
         """Raise ValueError for settings no sandbox can run with."""
@@ -168,6 +174,7 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
             tier=self.config.tier,
             assignment_reads=self.config.assignment_reads,
             cycle_seconds=self.config.cycle_seconds,
+            grants=Grants(withheld=frozenset(self.config.withheld_permissions)),
         )
         self.iru_api_token = self.config.iru_api_token or secrets.token_urlsafe(32)
         self.admin_token = self.config.admin_token or secrets.token_urlsafe(32)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ._clock import SimClock
 from ._directory import Directory, DirectoryGroup, DirectoryUser
+from ._grants import Grants
 from ._ids import IdFactory
 from ._jobs import JobRun
 from ._log import Redactor
@@ -133,6 +134,7 @@ class TenantState:
         tier: str = "p1",
         assignment_reads: int = 0,
         cycle_seconds: float | None = None,
+        grants: Grants | None = None,
     ) -> None:
         if consistency_reads < 0:
             raise ValueError("consistency_reads must be 0 or more")
@@ -157,6 +159,8 @@ class TenantState:
         redactor.add(client_secret)
         self.consistency_reads = consistency_reads
         self.tokens = TokenStore(redactor)
+        # Which Graph permissions the runbook's clients hold (app roles, delegated consent).
+        self.grants = grants or Grants()
         self.applications: dict[str, Application] = {}
         self.service_principals: dict[str, ServicePrincipal] = {}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ._log import Redactor
@@ -35,7 +35,12 @@ TokenCheck = Literal["ok", "missing", "unknown", "expired", "audience"]
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
-    """What the sandbox remembers about an access token it handed out."""
+    """What the sandbox remembers about an access token it handed out.
+
+    ``roles`` are the application permissions of an app-only token (the ``roles``
+    claim); ``scopes`` are the requested scopes, and for a user token the delegated
+    permission names it carries (the ``scp`` claim).
+    """
 
     kind: TokenKind
     client_id: str
@@ -43,6 +48,7 @@ class IssuedToken:
     scopes: tuple[str, ...]
     expires_at: float
     subject: str
+    roles: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -89,11 +95,14 @@ class TokenStore:
         scopes: tuple[str, ...],
         subject: str,
         lifetime: int = ACCESS_TOKEN_LIFETIME,
+        roles: tuple[str, ...] = (),
     ) -> str:
         """Create, remember and return a new opaque access token."""
         token = secrets.token_urlsafe(48)
         self.redactor.add(token)
-        issued = IssuedToken(kind, client_id, audience, scopes, time.time() + lifetime, subject)
+        issued = IssuedToken(
+            kind, client_id, audience, scopes, time.time() + lifetime, subject, roles
+        )
         with self._lock:
             self._tokens[token] = issued
         return token
@@ -132,14 +141,7 @@ class TokenStore:
         """Make every issued access token expired (for tests of token refresh)."""
         with self._lock:
             for token, issued in list(self._tokens.items()):
-                self._tokens[token] = IssuedToken(
-                    issued.kind,
-                    issued.client_id,
-                    issued.audience,
-                    issued.scopes,
-                    0.0,
-                    issued.subject,
-                )
+                self._tokens[token] = replace(issued, expires_at=0.0)
 
     def start_device_flow(
         self, client_id: str, scopes: tuple[str, ...], user_code: str
