@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["KNOWN_ERRORS", "explain", "explain_job_status"]
+__all__ = ["KNOWN_ERRORS", "entry_level_errors", "explain", "explain_job_status"]
 
 KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
     (
@@ -70,11 +70,15 @@ def explain(*texts: str) -> str:
 
 
 def explain_job_status(job: dict[str, Any]) -> tuple[str, str] | None:
-    """(problem, fix) when the job is quarantined or its last run failed, else None."""
+    """(problem, fix) when the job is quarantined or its last run failed, else None.
+
+    Quarantine is ``status.code == "Quarantine"``: a paused job can still carry the
+    ``quarantine`` block of an earlier quarantine (Microsoft's job-get example shows one),
+    and that is history, not the job's state.
+    """
     status = job.get("status") or {}
-    quarantine = status.get("quarantine")
-    if status.get("code") == "Quarantine" or quarantine:
-        q = quarantine or {}
+    if status.get("code") == "Quarantine":
+        q = status.get("quarantine") or {}
         error = q.get("error") or {}
         problem = (
             f"the job is in quarantine ({q.get('reason', 'unknown reason')}): "
@@ -91,3 +95,27 @@ def explain_job_status(job: dict[str, Any]) -> tuple[str, str] | None:
         )
         return problem, explain(error.get("code", ""), error.get("message", ""))
     return None
+
+
+def entry_level_errors(job: dict[str, Any]) -> str | None:
+    """A sentence when the last cycle ended ``EntryLevelErrors`` (some objects failed), else None.
+
+    The job itself is healthy then; the counts come from the task execution Microsoft
+    documents (``countEntitled``, ``countExported``, ``countEscrowed``).
+    """
+    last = ((job.get("status") or {}).get("lastExecution")) or {}
+    if last.get("state") != "EntryLevelErrors":
+        return None
+    counts = [
+        f"{label} {last[key]}"
+        for key, label in (
+            ("countEntitled", "in scope"),
+            ("countExported", "exported"),
+            ("countEscrowed", "failed and held for retry"),
+        )
+        if isinstance(last.get(key), int)
+    ]
+    error = last.get("error") or {}
+    detail = f" ({', '.join(counts)})" if counts else ""
+    code = f": {error.get('code')} {error.get('message', '')}".rstrip() if error.get("code") else ""
+    return f"the last cycle finished with errors on some objects{detail}{code}"

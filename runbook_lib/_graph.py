@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from azure.core.credentials import TokenCredential
@@ -36,9 +37,10 @@ from ._exceptions import (
     GraphNotFound,
     GraphThrottled,
 )
+from ._permissions import grant_instructions, permission_for_request
 from ._redact import redact
 
-__all__ = ["GraphClient", "odata_quote"]
+__all__ = ["GraphClient", "odata_quote", "user_key"]
 
 log = logging.getLogger("runbook_lib.graph")
 
@@ -50,18 +52,43 @@ def odata_quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _remediation(status: int, code: str) -> str:
+def _permission_hint(method: str, path: str) -> str:
+    """Name the permission a refused call needs, from the runbook's permission table."""
+    needed = permission_for_request(method, path)
+    if needed is None:
+        return (
+            "The signed-in identity lacks a permission or directory role: run 01-connect, "
+            "whose permissions pre-flight lists what is missing and how to grant it."
+        )
+    return (
+        f"This call needs the Microsoft Graph permission {needed.name} (used to "
+        f"{needed.why}). For app-only sign-in: {grant_instructions(needed, 'application')} "
+        f"For a signed-in admin: {grant_instructions(needed, 'delegated')} The admin also "
+        "needs the Application Administrator or Cloud Application Administrator role."
+    )
+
+
+def user_key(key: str) -> str:
+    """The path segment that addresses a user by object id or userPrincipalName.
+
+    Microsoft's user-get page asks for two things a plain f-string gets wrong: a guest's
+    ``#EXT#`` must travel as ``%23EXT%23`` (a raw ``#`` starts the URL fragment and cuts the
+    name), and a name starting with ``$`` must be written ``users('$name')``. Everything
+    else that could end or split a path segment is percent-encoded too.
+    """
+    if key.startswith("$"):
+        return "users('" + quote(key.replace("'", "''"), safe="$@!*,;=:+") + "')"
+    return "users/" + quote(key, safe="@!$*,;=:+'()")
+
+
+def _remediation(status: int, code: str, method: str = "", path: str = "") -> str:
     if status == 401:
         return (
             "The access token was refused: check that RUNBOOK_GRAPH_URL and RUNBOOK_AUTHORITY "
             "belong to the same cloud, then sign in again."
         )
     if status == 403:
-        return (
-            "The signed-in identity lacks a permission: grant Application.ReadWrite.All, "
-            "AppRoleAssignment.ReadWrite.All and Synchronization.ReadWrite.All (with admin "
-            "consent), or sign in as an Application Administrator."
-        )
+        return _permission_hint(method, path)
     if status == 404:
         return (
             "Check the object still exists; objects created moments ago can take minutes to appear."
@@ -139,6 +166,10 @@ class GraphClient:
             self._token_expires = float(token.expires_on)
         return self._token
 
+    def access_token(self) -> str:
+        """The current access token (for the permissions pre-flight's claims fallback only)."""
+        return self._bearer()
+
     def _url(self, path: str) -> str:
         if path.startswith("https://") or path.startswith("http://"):
             return path  # an @odata.nextLink is absolute
@@ -178,7 +209,7 @@ class GraphClient:
         short_path = path.split("?")[0] if path.startswith("http") else "/" + path.lstrip("/")
         raise cls(
             redact(message),
-            _remediation(status, code),
+            _remediation(status, code, method, path.split("?")[0].replace(self.base_url, "")),
             status=status,
             code=code,
             request_id=request_id,
@@ -240,7 +271,9 @@ class GraphClient:
         return self.request("GET", path, params=params or None)
 
     def post(self, path: str, json: Any = None) -> Any:
-        return self.request("POST", path, json=json if json is not None else {})
+        """POST ``json``; with no ``json`` the request has no body at all (job start/pause:
+        Microsoft's pages say not to supply one)."""
+        return self.request("POST", path, json=json)
 
     def put(self, path: str, json: Any) -> Any:
         return self.request("PUT", path, json=json)

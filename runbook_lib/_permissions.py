@@ -154,9 +154,7 @@ def delegated_scopes(resource: str = "https://graph.microsoft.com") -> tuple[str
     return tuple(f"{base}/{p.name}" for p in PERMISSIONS if p.requested_by_default)
 
 
-def missing_permissions(
-    granted: set[str], *, include_optional: bool = True
-) -> list[Permission]:
+def missing_permissions(granted: set[str], *, include_optional: bool = True) -> list[Permission]:
     """The table's permissions that ``granted`` does not satisfy, required ones first."""
     rows = [p for p in PERMISSIONS if not p.satisfied_by(granted)]
     if not include_optional:

@@ -14,6 +14,8 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
+from ._exceptions import StepError
+
 __all__ = [
     "MappingRow",
     "attribute_mapping",
@@ -24,6 +26,7 @@ __all__ = [
     "mapping_rows",
     "object_mapping",
     "render_mapping_table",
+    "rule_for",
     "set_direct_source",
     "with_changes",
 ]
@@ -52,6 +55,27 @@ def object_mapping(schema: dict[str, Any], source_object: str) -> dict[str, Any]
             if mapping.get("sourceObjectName") == source_object:
                 return mapping  # type: ignore[no-any-return]
     return None
+
+
+def rule_for(schema: dict[str, Any], source_object: str) -> str:
+    """The id of the synchronization rule that provisions ``User`` or ``Group`` objects.
+
+    provisionOnDemand needs it; a real ``scim`` job may hold several rules, so the rule is
+    chosen by its object mappings (an enabled one first), never by position.
+    """
+    found: list[tuple[bool, str]] = []
+    for rule in schema.get("synchronizationRules", []):
+        for mapping in rule.get("objectMappings", []):
+            if mapping.get("sourceObjectName") == source_object and rule.get("id"):
+                found.append((bool(mapping.get("enabled", False)), str(rule["id"])))
+    if not found:
+        raise StepError(
+            f"The provisioning schema has no rule that maps {source_object} objects.",
+            "Reset the schema to the scim template's default (04-mappings-and-scope explains "
+            "how) and run this page again.",
+            hint="04-mappings-and-scope",
+        )
+    return sorted(found, key=lambda item: not item[0])[0][1]
 
 
 def attribute_mapping(obj_mapping: dict[str, Any], target: str) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 import logging
@@ -65,6 +66,9 @@ def _target_env(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], obje
     from .sim import Sandbox, config_from_environment
 
     config = config_from_environment(seed=args.seed, tier=getattr(args, "tier", "p1"))
+    withheld = tuple(getattr(args, "sandbox_without_permission", None) or ())
+    if withheld:
+        config = dataclasses.replace(config, withheld_permissions=withheld)
     with Sandbox(config) as sandbox:
         print(
             f"Sandbox started (seed {args.seed}): Graph {sandbox.graph_url}, Iru {sandbox.scim_url}"
@@ -274,6 +278,13 @@ def _parser() -> argparse.ArgumentParser:
             choices=("p1", "free"),
             default="p1",
             help="sandbox licence tier: 'free' rehearses a tenant that cannot assign groups",
+        )
+        p.add_argument(
+            "--sandbox-without-permission",
+            action="append",
+            metavar="PERMISSION",
+            help="rehearse a tenant where the app lacks this Microsoft Graph permission "
+            "(repeatable), e.g. User.Read.All: page 01 should name it before anything is written",
         )
 
     run = sub.add_parser("run", help="execute the runbook notebooks in order")

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from .._checks import Change, CheckResult
 from .._exceptions import GraphError, GraphNotFound, StepError
 from .._graph import odata_quote
-from .._tenant import require_app
+from .._tenant import find_user, require_app
 from ._base import Step
 
 __all__ = ["AssignUsersAndGroups", "is_licence_error"]
@@ -61,12 +61,7 @@ class AssignUsersAndGroups(Step):
 
     # -- reads --------------------------------------------------------------------------------
     def _user(self, key: str) -> dict[str, Any] | None:
-        try:
-            return self.runbook.graph.get(  # type: ignore[no-any-return]
-                f"users/{key}", **{"$select": "id,userPrincipalName,displayName,accountEnabled"}
-            )
-        except GraphNotFound:
-            return None
+        return find_user(self.runbook.graph, key, "id,userPrincipalName,displayName,accountEnabled")
 
     def _group(self, key: str) -> list[dict[str, Any]]:
         graph = self.runbook.graph

@@ -2,12 +2,14 @@
 
 Mirrors the portal's *Provisioning > New configuration > Bearer authentication*: a job made
 from the ``scim`` template, the Tenant URL (``BaseAddress``) and Secret token (``SecretToken``)
-saved, and *Test connection* (``validateCredentials``) passed **before** anything is saved, so
-a wrong token never reaches the tenant.
+saved, and *Test connection* (``validateCredentials`` on the job) passed **before** they are
+saved, so a wrong token never reaches the tenant. The order is the one Microsoft documents for
+Graph: create the job, validate the credentials on it, then PUT the secrets.
 
 The saved token cannot be read back (Graph masks it), so the step decides whether to re-save it
 by running Test connection with the saved credentials: if they still work and the URL matches,
-nothing is written.
+nothing is written. Reading the saved secrets is not documented; where Graph refuses it or
+masks the URL too, Test connection with the saved credentials decides alone.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .._checks import Change, CheckResult
-from .._exceptions import GraphError, GraphNotFound, StepError
+from .._exceptions import GraphAuthError, GraphError, GraphNotFound, StepError
 from .._settings import require_secret
 from .._tenant import (
     SCIM_TEMPLATE_ID,
@@ -88,6 +90,8 @@ class ConfigureProvisioning(Step):
                 {"useSavedCredentials": True, "credentials": []},
             )
             return True, ""
+        except GraphAuthError:
+            raise  # a missing permission is not a failing token
         except GraphError as exc:
             return False, exc.graph_message
 
@@ -106,52 +110,65 @@ class ConfigureProvisioning(Step):
         url = self._require_url()
         sp = self._sp()
         job = self._job(sp["id"])
-        changes: list[Change] = []
         if job is None:
-            changes.append(Change("create", _JOB, f"from the '{SCIM_TEMPLATE_ID}' template"))
+            return [
+                Change("create", _JOB, f"from the '{SCIM_TEMPLATE_ID}' template"),
+                Change("test", "connection to Iru SCIM", "with RUNBOOK_SCIM_URL and the token"),
+                Change("set", _URL, f"(not set) -> {url}"),
+                Change("set", _TOKEN, "not saved yet"),
+            ]
         secrets = read_secrets(self.runbook.graph, sp["id"])
-        saved_url = secrets.get("BaseAddress", "")
+        if not secrets.readable:
+            return self._plan_unreadable(sp["id"], job["id"], url, secrets.why)
+        changes: list[Change] = []
+        saved_url = secrets.get("BaseAddress")
         if saved_url.rstrip("/") != url.rstrip("/"):
-            changes.append(Change("set", _URL, f"{saved_url or '(not set)'} -> {url}"))
-        if not secrets.get("SecretToken"):
+            changes.append(Change("set", _URL, f"{saved_url} -> {url}"))
+            changes.append(Change("set", _TOKEN, "saved again with the new Tenant URL"))
+        elif not secrets.get("SecretToken"):
             changes.append(Change("set", _TOKEN, "not saved yet"))
         elif self.force_token_update:
             changes.append(Change("set", _TOKEN, "replaced on request (force_token_update)"))
-        elif job is not None and saved_url.rstrip("/") == url.rstrip("/"):
+        else:
             works, why = self._saved_credentials_work(sp["id"], job["id"])
             if not works:
                 changes.append(
                     Change("set", _TOKEN, f"the saved token fails Test connection: {why}")
                 )
-        elif job is not None:
-            changes.append(Change("set", _TOKEN, "saved again with the new Tenant URL"))
-        if any(c.target == _URL for c in changes) and not any(c.target == _TOKEN for c in changes):
-            changes.append(Change("set", _TOKEN, "saved again with the new Tenant URL"))
+        if changes:
+            changes.insert(0, Change("test", "connection to Iru SCIM", "before saving"))
         return changes
 
+    def _plan_unreadable(self, sp_id: str, job_id: str, url: str, why: str) -> list[Change]:
+        """Graph would not show the saved values: decide from Test connection instead."""
+        if self.force_token_update:
+            reason = "replaced on request (force_token_update)"
+        else:
+            works, failure = self._saved_credentials_work(sp_id, job_id)
+            if works:
+                self.notes.append(
+                    f"{why}, so the saved Tenant URL cannot be compared with {url}; Test "
+                    "connection with the saved credentials passed, so they were left as they "
+                    "are. Run with force_token_update=True to save RUNBOOK_SCIM_URL and the "
+                    "token again."
+                )
+                return []
+            reason = f"the saved credentials fail Test connection: {failure}"
+        return [
+            Change("test", "connection to Iru SCIM", "before saving"),
+            Change("set", _URL, url),
+            Change("set", _TOKEN, reason),
+        ]
+
     def apply(self, changes: list[Change]) -> list[Change]:
+        """The order of Microsoft's "configure provisioning using Graph" walkthrough: create
+        the job, Test connection on that job with the new credentials, then save them."""
         graph = self.runbook.graph
         sp = self._sp()
         sp_id = sp["id"]
         credentials = self._credentials()
-        # 1. Test connection first: nothing is written when Iru refuses the URL or token.
-        try:
-            graph.post(
-                f"servicePrincipals/{sp_id}/synchronization/jobs/validateCredentials",
-                {
-                    "useSavedCredentials": False,
-                    "templateId": SCIM_TEMPLATE_ID,
-                    "credentials": credentials,
-                },
-            )
-        except GraphError as exc:
-            raise StepError(
-                f"Test connection failed, so nothing was saved: {exc.graph_message}",
-                test_connection_remediation(exc.graph_message),
-                hint="01-connect",
-            ) from exc
-        applied: list[Change] = [Change("test", "connection to Iru SCIM", "passed")]
-        # 2. The job.
+        applied: list[Change] = []
+        # 1. The job (a job with nothing saved is harmless: the next run completes it).
         job = self._job(sp_id)
         if job is None:
             job = graph.post(
@@ -164,9 +181,37 @@ class ConfigureProvisioning(Step):
                 progress=self.runbook.progress,
             )
             applied.append(Change("create", _JOB, job_id))
+        if not any(c.target in (_URL, _TOKEN) for c in changes):
+            return applied
+        # 2. Test connection on the job: nothing is saved when Iru refuses the URL or token.
+        try:
+            graph.wait_for(
+                lambda: graph.post(
+                    f"servicePrincipals/{sp_id}/synchronization/jobs/{job['id']}"
+                    "/validateCredentials",
+                    {"useSavedCredentials": False, "credentials": credentials},
+                ),
+                what=f"job {job['id']} to accept Test connection",
+                progress=self.runbook.progress,
+            )
+        except GraphError as exc:
+            made = " The provisioning job was created; it holds no credentials." if applied else ""
+            raise StepError(
+                f"Test connection failed, so the Tenant URL and token were not saved: "
+                f"{exc.graph_message}{made}",
+                test_connection_remediation(exc.graph_message),
+                hint="01-connect",
+            ) from exc
+        applied.append(Change("test", "connection to Iru SCIM", "passed"))
         # 3. Secrets: PUT replaces the whole set; save_secrets keeps the other saved values.
         values = {c["key"]: c["value"] for c in credentials}
-        save_secrets(graph, sp_id, {"BaseAddress": values["BaseAddress"]}, values["SecretToken"])
+        save_secrets(
+            graph,
+            sp_id,
+            {},
+            token=values["SecretToken"],
+            base_address=values["BaseAddress"],
+        )
         applied += [c for c in changes if c.target in (_URL, _TOKEN)]
         return applied
 
@@ -191,27 +236,38 @@ class ConfigureProvisioning(Step):
             )
         )
         secrets = read_secrets(graph, sp["id"])
-        saved = secrets.get("BaseAddress", "")
-        if saved.rstrip("/") == url.rstrip("/"):
+        saved = secrets.get("BaseAddress")
+        if not secrets.readable:
+            checks.append(
+                CheckResult.warned(
+                    "Tenant URL saved",
+                    f"{secrets.why}; the Test connection below proves the saved URL and token "
+                    "reach a SCIM endpoint that accepts the token",
+                    "Compare the Tenant URL on the app's Provisioning page with RUNBOOK_SCIM_URL.",
+                )
+            )
+        elif saved.rstrip("/") == url.rstrip("/"):
             checks.append(CheckResult.passed("Tenant URL saved", saved))
+            if secrets.get("SecretToken"):
+                checks.append(
+                    CheckResult.passed(
+                        "Secret token saved", "present (Graph never returns its value)"
+                    )
+                )
+            else:
+                checks.append(
+                    CheckResult.failed(
+                        "Secret token saved",
+                        "no SecretToken is saved",
+                        "Run this step again.",
+                        self.name,
+                    )
+                )
         else:
             checks.append(
                 CheckResult.failed(
                     "Tenant URL saved",
                     f"saved value is {saved or '(none)'}",
-                    "Run this step again.",
-                    self.name,
-                )
-            )
-        if secrets.get("SecretToken"):
-            checks.append(
-                CheckResult.passed("Secret token saved", "present (Graph never returns its value)")
-            )
-        else:
-            checks.append(
-                CheckResult.failed(
-                    "Secret token saved",
-                    "no SecretToken is saved",
                     "Run this step again.",
                     self.name,
                 )

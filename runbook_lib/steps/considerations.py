@@ -1,9 +1,12 @@
 """09-considerations: sync timing, disable versus delete, Blueprint groups, the free tier.
 
 Mostly explanation, backed by the tenant's own numbers (the job's interval). With
-``run_demo=True`` it also *shows* the two deprovisioning paths on a test user: disabled in Entra
-becomes inactive in Iru; deleted (and purged) in Entra is deleted in Iru. The demo really
-disables and deletes that user, so it runs only when asked, and only on the user named.
+``run_demo=True`` it also *shows* the deprovisioning paths on a test user: disabled in Entra
+becomes inactive in Iru; deleted in Entra (soft delete) is inactive too; purged in Entra is
+deleted in Iru. The demo really disables and deletes that user, so it runs only when asked,
+only on the user named, and only when the permissions for every stage are there (checked
+before the first write). Microsoft does not let an app-only sign-in purge a deleted user,
+so the purge stage runs only for an admin signed in with the User Administrator role.
 """
 
 from __future__ import annotations
@@ -11,13 +14,25 @@ from __future__ import annotations
 import html
 from typing import Any, ClassVar
 
+from .._auth import sign_in_kind
 from .._checks import Change, CheckResult, Exhibit
-from .._exceptions import GraphNotFound
-from .._tenant import require_app, require_job
+from .._granted import GrantedPermissions, read_granted
+from .._permissions import PERMISSIONS
+from .._tenant import find_user, require_app, require_job
 from ._base import Step
 from .verify_provisioning import _last_cycle, wait_for_cycle
 
 __all__ = ["Considerations", "interval_minutes"]
+
+_DEMO_PERMISSION = next(p for p in PERMISSIONS if p.name == "User.ReadWrite.All")
+# Directory roles that may permanently delete a user (delegated sign-in only).
+_PURGE_ROLES = frozenset({"User Administrator", "Global Administrator"})
+_EXPECTED = {
+    "Assigned and enabled": "active",
+    "Disabled in Entra": "inactive",
+    "Deleted in Entra (soft delete)": "inactive",
+    "Purged in Entra": "not in Iru",
+}
 
 
 def interval_minutes(interval: str) -> str:
@@ -49,6 +64,8 @@ class Considerations(Step):
         self.run_demo = run_demo
         self.timeout = timeout_minutes * 60.0
         self.observed: list[tuple[str, str, str]] = []
+        self.demo_refused = ""
+        self._grants: GrantedPermissions | None = None
 
     def _context(self) -> tuple[dict[str, Any], dict[str, Any]]:
         graph = self.runbook.graph
@@ -58,12 +75,7 @@ class Considerations(Step):
     def _demo_user(self) -> dict[str, Any] | None:
         if not (self.run_demo and self.demo_user):
             return None
-        try:
-            return self.runbook.graph.get(  # type: ignore[no-any-return]
-                f"users/{self.demo_user}", **{"$select": "id,userPrincipalName,accountEnabled"}
-            )
-        except GraphNotFound:
-            return None
+        return find_user(self.runbook.graph, self.demo_user, "id,userPrincipalName,accountEnabled")
 
     def _timing(self, job: dict[str, Any]) -> None:
         interval = interval_minutes((job.get("schedule") or {}).get("interval", ""))
@@ -96,11 +108,42 @@ class Considerations(Step):
                 )
             return []
         upn = user["userPrincipalName"]
-        return [
-            Change("provision", f"user {upn}", "assign and provision on demand, so Iru has it"),
+        granted = self._granted()
+        if granted.source != "none" and not _DEMO_PERMISSION.satisfied_by(set(granted.names)):
+            self.demo_refused = (
+                f"the demo needs {_DEMO_PERMISSION.name} to disable and delete {upn}, and the "
+                "signed-in identity does not hold it; nothing was changed"
+            )
+            self.notes.append(f"Demo skipped: {self.demo_refused}.")
+            return []
+        changes = [
+            Change("provision", f"user {upn}", "assign, then a cycle, so Iru has it"),
             Change("disable", f"user {upn}", "accountEnabled = false in Entra, then a cycle"),
-            Change("delete", f"user {upn}", "delete and purge in Entra, then a cycle"),
+            Change("delete", f"user {upn}", "soft delete in Entra, then a cycle"),
         ]
+        if self._can_purge(granted):
+            changes.append(Change("purge", f"user {upn}", "permanent delete, then a cycle"))
+        else:
+            self.notes.append(
+                "The purge stage is left out: Microsoft supports permanently deleting a user "
+                "only for a signed-in User Administrator (not app-only sign-in). The deleted "
+                "user stays restorable for 30 days; Entra purges it then, and Iru's copy "
+                "follows."
+            )
+        return changes
+
+    def _granted(self) -> GrantedPermissions:
+        if self._grants is None:
+            self._grants = read_granted(
+                self.runbook.graph,
+                sign_in_kind(self.runbook.settings),
+                self.runbook.settings.client_id,
+            )
+        return self._grants
+
+    @staticmethod
+    def _can_purge(granted: GrantedPermissions) -> bool:
+        return granted.kind == "delegated" and bool(granted.roles & _PURGE_ROLES)
 
     def _iru_state(self, upn: str) -> str:
         user = self.runbook.scim.find_user(upn)
@@ -134,9 +177,12 @@ class Considerations(Step):
         self._cycle(sp["id"], job["id"])
         self.observed.append(("Disabled in Entra", "disabled", self._iru_state(upn)))
         graph.delete(f"users/{uid}")
-        graph.delete(f"directory/deletedItems/{uid}")
         self._cycle(sp["id"], job["id"])
-        self.observed.append(("Deleted and purged in Entra", "deleted", self._iru_state(upn)))
+        self.observed.append(("Deleted in Entra (soft delete)", "deleted", self._iru_state(upn)))
+        if any(c.action == "purge" for c in changes):
+            graph.delete(f"directory/deletedItems/{uid}")
+            self._cycle(sp["id"], job["id"])
+            self.observed.append(("Purged in Entra", "purged", self._iru_state(upn)))
         rows = "".join(
             f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>"
             for a, b, c in self.observed
@@ -154,22 +200,25 @@ class Considerations(Step):
         _sp, job = self._context()
         if not self.exhibits:
             self._timing(job)
-        if not self.observed:
+        timing = CheckResult.passed(
+            "Sync timing read from the job",
+            interval_minutes((job.get("schedule") or {}).get("interval", "")),
+        )
+        if self.demo_refused:
             return [
-                CheckResult.passed(
-                    "Sync timing read from the job",
-                    interval_minutes((job.get("schedule") or {}).get("interval", "")),
-                )
+                timing,
+                CheckResult.warned(
+                    "Disable/delete demo",
+                    self.demo_refused,
+                    "Grant the permission (see 01-connect) or run the demo in the sandbox.",
+                ),
             ]
-        expected = {
-            "Assigned and enabled": "active",
-            "Disabled in Entra": "inactive",
-            "Deleted and purged in Entra": "not in Iru",
-        }
+        if not self.observed:
+            return [timing]
         checks = []
         for stage, _entra, iru in self.observed:
-            title = f"{stage}: Iru shows {expected[stage]}"
-            if iru == expected[stage]:
+            title = f"{stage}: Iru shows {_EXPECTED[stage]}"
+            if iru == _EXPECTED[stage]:
                 checks.append(CheckResult.passed(title, iru))
             else:
                 checks.append(

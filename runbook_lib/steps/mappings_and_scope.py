@@ -23,7 +23,7 @@ from .._schema import (
     with_changes,
 )
 from .._settings import require_secret
-from .._tenant import read_secrets, require_app, require_job, save_secrets
+from .._tenant import SavedSecrets, read_secrets, require_app, require_job, save_secrets
 from ._base import Step
 
 __all__ = ["MappingsAndScope", "schema_path"]
@@ -47,8 +47,9 @@ class MappingsAndScope(Step):
         super().__init__(runbook)
         self.device_compliance = device_compliance
         self.expected = expected_external_id(device_compliance)
+        self._scope_saved = False
 
-    def _read(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, str]]:
+    def _read(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], SavedSecrets]:
         graph = self.runbook.graph
         sp = require_app(graph, self.runbook.app_name)
         job = require_job(graph, sp["id"])
@@ -77,7 +78,14 @@ class MappingsAndScope(Step):
             for obj, current, expression in external_id_changes(schema, self.expected)
         ]
         sync_all = secrets.get("SyncAll", "")
-        if sync_all.lower() != "false":
+        if not secrets.readable and not sync_all:
+            # The saved scope cannot be read back here: save it again (harmless) and say so.
+            self.notes.append(
+                f"{secrets.why}, so the saved scope cannot be read; it is saved again as "
+                f"'{ASSIGNED}' on every run."
+            )
+            changes.append(Change("set", SCOPE, f"(cannot be read) -> {ASSIGNED}"))
+        elif sync_all.lower() != "false":
             was = "Sync all users and groups" if sync_all.lower() == "true" else "(not set)"
             changes.append(Change("set", SCOPE, f"{was} -> {ASSIGNED}"))
             state = (job.get("schedule") or {}).get("state")
@@ -105,7 +113,14 @@ class MappingsAndScope(Step):
             )
         if any(c.target == SCOPE for c in changes):
             token = require_secret(self.runbook.settings, "scim_token").get_secret_value()
-            save_secrets(graph, sp["id"], {"SyncAll": "false"}, token)
+            save_secrets(
+                graph,
+                sp["id"],
+                {"SyncAll": "false"},
+                token=token,
+                base_address=self.runbook.settings.scim_url,
+            )
+            self._scope_saved = True
         if any(c.action == "restart" for c in changes):
             graph.post(
                 f"servicePrincipals/{sp['id']}/synchronization/jobs/{job['id']}/restart",
@@ -147,7 +162,21 @@ class MappingsAndScope(Step):
                         title, f"mapped from {current}", "Run this step again.", self.name
                     )
                 )
-        if secrets.get("SyncAll", "").lower() == "false":
+        if not secrets.readable and not secrets.get("SyncAll"):
+            checks.append(
+                CheckResult.warned(
+                    "Scope is assigned users and groups only",
+                    f"{secrets.why}; "
+                    + (
+                        "SyncAll = false was saved on this run"
+                        if self._scope_saved
+                        else "the saved scope cannot be read back"
+                    ),
+                    "Check Provisioning > Settings > Scope on the app's page in Entra admin "
+                    "center.",
+                )
+            )
+        elif secrets.get("SyncAll", "").lower() == "false":
             checks.append(
                 CheckResult.passed("Scope is assigned users and groups only", "SyncAll = false")
             )

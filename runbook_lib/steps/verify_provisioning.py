@@ -15,9 +15,11 @@ import time
 from typing import Any, ClassVar
 
 from .._checks import Change, CheckResult, Exhibit
-from .._diagnose import explain, explain_job_status
-from .._exceptions import GraphError
+from .._diagnose import entry_level_errors, explain, explain_job_status
+from .._exceptions import GraphError, StepError
 from .._expectations import ExpectedState, Mismatch, compare, expected_state
+from .._graph import odata_quote
+from .._schema import rule_for
 from .._tenant import require_app, require_job
 from ._base import Step
 from .mappings_and_scope import schema_path
@@ -25,6 +27,7 @@ from .mappings_and_scope import schema_path
 __all__ = ["VerifyProvisioning", "wait_for_cycle"]
 
 ON_DEMAND_LIMIT = 5
+_ON_DEMAND_MEMBERS = 5
 TRIGGERS = ("auto", "on_demand", "restart", "wait", "none")
 
 
@@ -100,8 +103,8 @@ class VerifyProvisioning(Step):
         if how == "wait":
             return [Change("wait", "next provisioning cycle", f"{len(mismatches)} difference(s)")]
         if how == "on_demand":
-            names = sorted({m.name for m in mismatches})
-            return [Change("provision on demand", f"user {n}", "differs in Iru") for n in names]
+            names = sorted({(m.kind, m.name) for m in mismatches})
+            return [Change("provision on demand", f"{k} {n}", "differs in Iru") for k, n in names]
         state = (job.get("schedule") or {}).get("state")
         if state != "Active":
             self.notes.append("Provisioning is not on: run 05-enable-provisioning first.")
@@ -122,23 +125,13 @@ class VerifyProvisioning(Step):
         applied: list[Change] = []
         on_demand = [c for c in changes if c.action == "provision on demand"]
         if on_demand:
-            rule_id = (schema.get("synchronizationRules") or [{}])[0].get("id", "")
+            expected = expected_state(graph, sp["id"], schema)
             for change in on_demand[:ON_DEMAND_LIMIT]:
-                upn = change.target.removeprefix("user ")
-                user = graph.get(f"users/{upn}", **{"$select": "id"})
-                body = {
-                    "parameters": [
-                        {
-                            "ruleId": rule_id,
-                            "subjects": [{"objectId": user["id"], "objectTypeName": "User"}],
-                        }
-                    ]
-                }
+                body = self._on_demand_body(schema, expected, change.target)
                 answer = graph.post(f"{base}/provisionOnDemand", body)
                 applied.append(
                     Change("provision on demand", change.target, self._on_demand_result(answer))
                 )
-            return applied
         if any(c.action == "restart" for c in changes):
             graph.post(
                 f"{base}/restart",
@@ -147,6 +140,52 @@ class VerifyProvisioning(Step):
             applied.append(Change("restart", "provisioning job", "a new cycle was requested"))
         wait_for_cycle(self, sp["id"], job["id"], before, self.timeout)
         return applied
+
+    def _on_demand_body(
+        self, schema: dict[str, Any], expected: ExpectedState, target: str
+    ) -> dict[str, Any]:
+        """The provisionOnDemand parameters for ``user <upn>`` or ``group <name>``.
+
+        The rule is the one whose object mappings carry that kind of object, not simply the
+        first. A group goes with up to five of its expected members as ``links.members``
+        (Graph's limit); the rest arrive with the next cycle.
+        """
+        kind, _, name = target.partition(" ")
+        users = {u.user_name.lower(): u for u in expected.users}
+        if kind == "user":
+            wanted = users.get(name.lower())
+            if wanted is None:
+                raise StepError(
+                    f"User {name} is no longer in scope, so it cannot be provisioned on demand.",
+                    "Run this page again: the comparison is read afresh.",
+                    hint=self.name,
+                )
+            subject: dict[str, Any] = {"objectId": wanted.object_id, "objectTypeName": "User"}
+            return {"parameters": [{"ruleId": rule_for(schema, "User"), "subjects": [subject]}]}
+        group = next((g for g in expected.groups if g.display_name == name), None)
+        if group is None:
+            raise StepError(
+                f"Group {name} is no longer assigned, so it cannot be provisioned on demand.",
+                "Run this page again: the comparison is read afresh.",
+                hint=self.name,
+            )
+        members = [users[m].object_id for m in sorted(group.member_user_names) if m in users]
+        if len(members) > _ON_DEMAND_MEMBERS:
+            self.notes.append(
+                f"Group {name} has {len(members)} members; provision on demand sends at most "
+                f"{_ON_DEMAND_MEMBERS} with it, the next cycle sends the rest (or use "
+                "trigger='restart')."
+            )
+        subject = {
+            "objectId": group.object_id,
+            "objectTypeName": "Group",
+            "links": {
+                "members": [
+                    {"objectId": m, "objectTypeName": "User"} for m in members[:_ON_DEMAND_MEMBERS]
+                ]
+            },
+        }
+        return {"parameters": [{"ruleId": rule_for(schema, "Group"), "subjects": [subject]}]}
 
     @staticmethod
     def _on_demand_result(answer: dict[str, Any] | None) -> str:
@@ -172,6 +211,15 @@ class VerifyProvisioning(Step):
             checks.append(
                 CheckResult.passed(
                     "Provisioning job is healthy", (job.get("status") or {}).get("code", "")
+                )
+            )
+        entry_errors = entry_level_errors(job)
+        if entry_errors:
+            checks.append(
+                CheckResult.warned(
+                    "Last cycle had no failed objects",
+                    entry_errors,
+                    "The provisioning log check below names the failing objects and the fix.",
                 )
             )
         checks += self._log_checks(sp["id"], job["id"])
@@ -236,14 +284,21 @@ class VerifyProvisioning(Step):
     def _log_checks(self, sp_id: str, job_id: str) -> list[CheckResult]:
         try:
             entries = self.runbook.graph.get(
-                "auditLogs/provisioning", **{"$filter": f"jobId eq '{job_id}'", "$top": "100"}
+                "auditLogs/provisioning",
+                **{
+                    "$filter": f"jobId eq {odata_quote(job_id)}",
+                    "$orderby": "activityDateTime desc",
+                    "$top": "100",
+                },
             )
         except GraphError as exc:
             return [
                 CheckResult.warned(
                     "Provisioning logs readable",
-                    exc.graph_message,
-                    "Grant AuditLog.Read.All to read the provisioning logs.",
+                    f"HTTP {exc.status}: {exc.graph_message}",
+                    exc.remediation
+                    if exc.status == 403
+                    else "Run this page again; the logs can lag the cycle by a few minutes.",
                 )
             ]
         failures = [
@@ -258,7 +313,7 @@ class VerifyProvisioning(Step):
                     f"{len((entries or {}).get('value', []))} recent entries read",
                 )
             ]
-        latest = failures[0]
+        latest = failures[0]  # newest first ($orderby activityDateTime desc)
         info = (latest.get("provisioningStatusInfo") or {}).get("errorInformation") or {}
         who = (latest.get("sourceIdentity") or {}).get("displayName") or "an object"
         return [
