@@ -5,6 +5,20 @@ on a random GUID, expecting 200 and an empty ListResponse) and tells apart the m
 really make: an ``http://`` URL, a DNS name that does not resolve, a refused connection, a TLS
 failure, the web-app host or a missing ``/api/v1/scim`` (404), a wrong or rotated token (401),
 and a server that answers but does not speak SCIM. Each gets one sentence and a fix.
+
+The read-backs (:meth:`IruScimClient.list_users`, :meth:`~IruScimClient.list_groups`,
+:meth:`~IruScimClient.find_user`) read a server the runbook does not control, so they are
+lenient about everything the comparison with Entra does not use: extension schemas they have
+never heard of (Entra itself sends ``http://schemas.microsoft.com/2006/11/ResourceManagement/
+ADSCIM/2.0/Group`` on group creation, and a server that keeps it echoes it back), extra
+attributes, missing optional attributes, attribute names in another letter case (SCIM names
+are case-insensitive), booleans stored as the strings ``"True"``/``"False"``, numeric ids, and
+paging that does not follow the requested ``count``. They return small frozen records
+(:class:`ScimUser`, :class:`ScimGroup`, :class:`ScimMember`) holding only what the runbook
+compares, plus the raw JSON. What the comparison cannot do without (a user's ``id`` and
+``userName``; a group's ``id``, ``displayName`` and each member's ``value``), a body that is
+not JSON, or a ListResponse that claims results but carries no ``Resources`` raises
+:class:`~runbook_lib.ScimError` naming the resource and the field.
 """
 
 from __future__ import annotations
@@ -12,18 +26,25 @@ from __future__ import annotations
 import socket
 import ssl
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import SecretStr, ValidationError
-from scim2_models import Context, EnterpriseUser, Group, ListResponse, User
+from pydantic import SecretStr
 
 from ._exceptions import PreflightError, ScimError
 from ._redact import redact
 
-__all__ = ["LIST_RESPONSE_SCHEMA", "IruScimClient", "PreflightResult"]
+__all__ = [
+    "LIST_RESPONSE_SCHEMA",
+    "IruScimClient",
+    "PreflightResult",
+    "ScimGroup",
+    "ScimMember",
+    "ScimUser",
+]
 
 LIST_RESPONSE_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 _HINT = "01-connect"
@@ -227,46 +248,286 @@ class IruScimClient:
         self._check_status(groups, "a group lookup")
         return PreflightResult(self.base_url, users.status_code, groups.status_code, 0)
 
-    def _list(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+    def _list(self, path: str, params: dict[str, str], what: str) -> dict[str, Any]:
+        """One GET answered with a JSON object; ``what`` names the request in errors."""
         response = self._get(path, params)
         if response.status_code != 200:
             raise ScimError(
-                f"Iru answered HTTP {response.status_code} to GET {path}.",
+                f"Iru answered HTTP {response.status_code} to {what}.",
                 "Run the pre-flight in 01-connect to find out why.",
                 hint=_HINT,
                 status=response.status_code,
             )
-        return response.json()  # type: ignore[no-any-return]
+        ctype = response.headers.get("content-type", "") or "no content type"
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ScimError(
+                f"Iru answered {what} with a body that is not JSON ({ctype}), so it is not a "
+                "SCIM ListResponse.",
+                "Check that RUNBOOK_SCIM_URL is the SCIM API URL from Iru's View Details and "
+                "run the pre-flight in 01-connect.",
+                hint=_HINT,
+                status=200,
+            ) from exc
+        if not isinstance(body, dict):
+            raise ScimError(
+                f"Iru answered {what} with JSON that is a {type(body).__name__}, not the "
+                "object a SCIM ListResponse is.",
+                "Check that RUNBOOK_SCIM_URL is the SCIM API URL from Iru's View Details and "
+                "run the pre-flight in 01-connect.",
+                hint=_HINT,
+                status=200,
+            )
+        return body
 
-    def find_user(self, user_name: str) -> User[EnterpriseUser] | None:
+    def find_user(self, user_name: str) -> ScimUser | None:
         """The user whose userName equals ``user_name`` (case-insensitive), or None."""
         escaped = user_name.replace("\\", "\\\\").replace('"', '\\"')
-        body = self._list("/Users", {"filter": f'userName eq "{escaped}"'})
-        try:
-            parsed = ListResponse[User[EnterpriseUser]].model_validate(
-                body, scim_ctx=Context.RESOURCE_QUERY_RESPONSE
-            )
-        except ValidationError as exc:
-            raise ScimError("Iru returned a user list the SCIM models reject.", str(exc)) from exc
-        return parsed.resources[0] if parsed.resources else None
+        what = f'GET /Users?filter=userName eq "{escaped}"'
+        body = self._list("/Users", {"filter": f'userName eq "{escaped}"'}, what)
+        _total, resources = _page_parts(body, what)
+        wanted = user_name.casefold()
+        for index, item in enumerate(resources):
+            user = _read_user(item, f"{what}, entry {index + 1}")
+            if user.user_name.casefold() == wanted:
+                return user
+        return None
 
-    def list_users(self, page_size: int = 100) -> list[User[EnterpriseUser]]:
+    def list_users(self, page_size: int = 100) -> list[ScimUser]:
         """Every user, following SCIM's startIndex/count paging."""
-        return self._paged("/Users", ListResponse[User[EnterpriseUser]], page_size)
+        return self._paged("/Users", _read_user, page_size)
 
-    def list_groups(self, page_size: int = 100) -> list[Group]:
+    def list_groups(self, page_size: int = 100) -> list[ScimGroup]:
         """Every group, members included."""
-        return self._paged("/Groups", ListResponse[Group], page_size)
+        return self._paged("/Groups", _read_group, page_size)
 
-    def _paged(self, path: str, model: Any, page_size: int) -> list[Any]:
-        items: list[Any] = []
+    def _paged(
+        self, path: str, read: Callable[[Any, str], _RecordT], page_size: int
+    ) -> list[_RecordT]:
+        """Read a whole collection, page by page, as tolerantly as the data allows.
+
+        The next ``startIndex`` is the previous one plus the number of resources the page
+        really held, so a server that ignores ``count`` (bigger or smaller pages) is read
+        completely. Reading stops at ``totalResults``, at an empty page, or when a page
+        brings only ids already seen (a server that ignores ``startIndex``); duplicates are
+        dropped.
+        """
+        items: list[_RecordT] = []
+        seen: set[str] = set()
         start = 1
         while True:
-            body = self._list(path, {"startIndex": str(start), "count": str(page_size)})
-            page = model.model_validate(body, scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-            items.extend(page.resources or [])
-            total = page.total_results or 0
-            got = len(page.resources or [])
-            if got == 0 or len(items) >= total:
+            what = f"GET {path} (startIndex {start})"
+            body = self._list(path, {"startIndex": str(start), "count": str(page_size)}, what)
+            total, resources = _page_parts(body, what)
+            fresh = 0
+            for index, item in enumerate(resources):
+                record = read(item, f"{what}, entry {index + 1}")
+                if record.id in seen:
+                    continue
+                seen.add(record.id)
+                items.append(record)
+                fresh += 1
+            if not resources or fresh == 0:
                 return items
-            start += got
+            if total is not None and len(items) >= total:
+                return items
+            start += len(resources)
+
+
+# -- tolerant reading of SCIM resources --------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ScimMember:
+    """One entry of a group's ``members``: ``value`` is the member's SCIM id."""
+
+    value: str
+    display: str | None = None
+    type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScimUser:
+    """The parts of a SCIM user the runbook compares with Entra.
+
+    ``active`` is None when the server did not say. ``raw`` is the resource as received.
+    """
+
+    id: str
+    user_name: str
+    active: bool | None = None
+    external_id: str | None = None
+    display_name: str | None = None
+    schemas: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ScimGroup:
+    """The parts of a SCIM group the runbook compares with Entra (``raw``: as received)."""
+
+    id: str
+    display_name: str
+    external_id: str | None = None
+    members: tuple[ScimMember, ...] = ()
+    schemas: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+_RecordT = TypeVar("_RecordT", ScimUser, ScimGroup)
+_FIX_RECORD = (
+    "The runbook needs this attribute to compare Iru with Entra. Check that RUNBOOK_SCIM_URL "
+    "is Iru's SCIM API URL (View Details); if it is, look the record up in Iru Endpoint and "
+    "report the answer to Iru support."
+)
+
+
+def _folded(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Attribute names in lower case: SCIM attribute names are case-insensitive (RFC 7643)."""
+    return {str(key).lower(): value for key, value in item.items()}
+
+
+def _malformed(kind: str, where: str, ident: str | None, problem: str) -> ScimError:
+    who = f"a {kind} (id '{ident}')" if ident else f"a {kind}"
+    return ScimError(f"Iru's answer to {where} holds {who} whose {problem}.", _FIX_RECORD)
+
+
+def _identifier(value: Any) -> str | None:
+    """A string or integer identifier as text; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, int):
+        return str(value)
+    return None
+
+
+def _optional_text(
+    fields: Mapping[str, Any], name: str, kind: str, where: str, ident: str
+) -> str | None:
+    value = fields.get(name.lower())
+    if value is None:
+        return None
+    text = _identifier(value)
+    if text is None and not (isinstance(value, str) and not value.strip()):
+        raise _malformed(kind, where, ident, f"'{name}' is {value!r}, not text")
+    return text
+
+
+def _schemas(fields: Mapping[str, Any]) -> tuple[str, ...]:
+    value = fields.get("schemas")
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(urn) for urn in value if isinstance(urn, str))
+
+
+def _active(value: Any, where: str, ident: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        # Entra's default PATCH dialect sends "True"/"False"; a server may store them so.
+        return value.strip().lower() == "true"
+    raise _malformed("user", where, ident, f"'active' is {value!r}, not true or false")
+
+
+def _resource_fields(kind: str, item: Any, where: str) -> tuple[dict[str, Any], str]:
+    if not isinstance(item, dict):
+        raise _malformed(kind, where, None, f"entry is {type(item).__name__}, not a JSON object")
+    fields = _folded(item)
+    ident = _identifier(fields.get("id"))
+    if ident is None:
+        raise _malformed(kind, where, None, "'id' is missing or empty")
+    return fields, ident
+
+
+def _read_user(item: Any, where: str) -> ScimUser:
+    """A :class:`ScimUser` from one SCIM user; ScimError names what the runbook cannot use."""
+    fields, ident = _resource_fields("user", item, where)
+    user_name = fields.get("username")
+    if not isinstance(user_name, str) or not user_name.strip():
+        problem = "'userName' is missing" if user_name is None else f"'userName' is {user_name!r}"
+        raise _malformed("user", where, ident, problem)
+    display = fields.get("displayname")
+    return ScimUser(
+        id=ident,
+        user_name=user_name,
+        active=_active(fields.get("active"), where, ident),
+        external_id=_optional_text(fields, "externalId", "user", where, ident),
+        display_name=display if isinstance(display, str) else None,
+        schemas=_schemas(fields),
+        raw=item,
+    )
+
+
+def _read_member(entry: Any, where: str, ident: str, index: int) -> ScimMember:
+    if not isinstance(entry, dict):
+        raise _malformed(
+            "group", where, ident, f"'members[{index}]' is {type(entry).__name__}, not an object"
+        )
+    fields = _folded(entry)
+    value = _identifier(fields.get("value"))
+    if value is None:
+        raise _malformed("group", where, ident, f"'members[{index}].value' is missing or empty")
+    display, kind = fields.get("display"), fields.get("type")
+    return ScimMember(
+        value=value,
+        display=display if isinstance(display, str) else None,
+        type=kind if isinstance(kind, str) else None,
+    )
+
+
+def _read_group(item: Any, where: str) -> ScimGroup:
+    """A :class:`ScimGroup` from one SCIM group; ScimError names what the runbook cannot use."""
+    fields, ident = _resource_fields("group", item, where)
+    display = fields.get("displayname")
+    if not isinstance(display, str) or not display.strip():
+        problem = "'displayName' is missing" if display is None else f"'displayName' is {display!r}"
+        raise _malformed("group", where, ident, problem)
+    members = fields.get("members")
+    if members is None:
+        members = []
+    if not isinstance(members, list):
+        raise _malformed(
+            "group", where, ident, f"'members' is {type(members).__name__}, not a list"
+        )
+    return ScimGroup(
+        id=ident,
+        display_name=display,
+        external_id=_optional_text(fields, "externalId", "group", where, ident),
+        members=tuple(_read_member(m, where, ident, i) for i, m in enumerate(members)),
+        schemas=_schemas(fields),
+        raw=item,
+    )
+
+
+def _page_parts(body: Mapping[str, Any], what: str) -> tuple[int | None, list[Any]]:
+    """``totalResults`` (None when absent) and ``Resources`` of one ListResponse page."""
+    fields = _folded(body)
+    total_value = fields.get("totalresults")
+    total: int | None = None
+    if total_value is not None:
+        if isinstance(total_value, bool) or not isinstance(total_value, int | str):
+            total_value = "x"
+        try:
+            total = int(total_value)
+        except ValueError:
+            raise ScimError(
+                f"Iru's answer to {what} has 'totalResults' {fields.get('totalresults')!r}, "
+                "which is not a number.",
+                _FIX_RECORD,
+            ) from None
+    resources = fields.get("resources")
+    if resources is None:
+        if total:
+            raise ScimError(
+                f"Iru's answer to {what} says totalResults is {total} but has no "
+                "'Resources' list, so the records cannot be read.",
+                _FIX_RECORD,
+            )
+        return total, []
+    if not isinstance(resources, list):
+        raise ScimError(
+            f"Iru's answer to {what} has 'Resources' as a {type(resources).__name__}, not a list.",
+            _FIX_RECORD,
+        )
+    return total, resources

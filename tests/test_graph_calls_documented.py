@@ -81,9 +81,16 @@ def test_every_graph_request_of_a_full_rehearsal_is_documented(
         VerifyProvisioning(rb, timeout_minutes=1).run(),
         UpdateMappingsAndRestart(rb, timeout_minutes=1).run(),
     ]
-    # A difference for provision on demand: one user taken out of Iru by hand.
+    # A difference for provision on demand: one user's externalId changed in Iru by hand.
     victim = next(u for u in sandbox.scim_users() if u["userName"].lower() == users[0])
-    assert sandbox_scim.delete(f"/Users/{victim['id']}").status_code == 204
+    patched = sandbox_scim.patch(
+        f"/Users/{victim['id']}",
+        json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "externalId", "value": "changed-by-hand"}],
+        },
+    )
+    assert patched.status_code in (200, 204), patched.text
     results.append(VerifyProvisioning(rb, trigger="on_demand", timeout_minutes=1).run())
     results.append(
         Considerations(

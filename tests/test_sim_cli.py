@@ -221,7 +221,7 @@ def test_run_sim_env_file_has_admin_and_api_access(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {values['RUNBOOK_SANDBOX_ADMIN_TOKEN']}"},
             verify=verify,
         ).json()
-        assert status["users"] == 30 and status["cycleSeconds"] == 60
+        assert status["users"] == 32 and status["cycleSeconds"] == 60
         users = httpx.get(
             values["RUNBOOK_IRU_API_URL"] + "/api/v1/users",
             headers={"Authorization": f"Bearer {values['RUNBOOK_IRU_API_TOKEN']}"},

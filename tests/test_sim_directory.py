@@ -18,6 +18,7 @@ from runbook_lib.sim import (
     Sandbox,
     SandboxConfig,
 )
+from runbook_lib.sim._directory_seed import EDGE_CASE_USERS
 
 EVENTUAL = {"ConsistencyLevel": "eventual"}
 
@@ -30,7 +31,7 @@ def test_default_tenant_names_are_fixed(sandbox: Sandbox) -> None:
         "lee.gu@sandbox.example",
     )
     assert len(DEFAULT_USERS) == 12
-    assert [u["userPrincipalName"] for u in sandbox.users()] == list(DEFAULT_USERS)
+    assert [u["userPrincipalName"] for u in sandbox.users()] == [*DEFAULT_USERS, *EDGE_CASE_USERS]
     assert sorted(g["displayName"] for g in sandbox.groups()) == sorted(DEFAULT_GROUPS)
     assert DEFAULT_GROUPS.count("Sales") == 2
     sales = [g for g in sandbox.groups() if g["displayName"] == "Sales"]
@@ -65,15 +66,15 @@ def test_ids_are_stable_across_seeds_and_sizes() -> None:
     adele = "adele.vance@sandbox.example"
     assert small.user(adele)["id"] == large.user(adele)["id"] != other.user(adele)["id"]
     assert small.group(IRU_PILOT)["id"] == large.group(IRU_PILOT)["id"]
-    assert len(large.users()) == 300 and len(large.groups()) == 41
+    assert len(large.users()) == 302 and len(large.groups()) == 41
     again = Sandbox(SandboxConfig(seed=4, users=300, groups=40))
     assert [u["id"] for u in again.users()] == [u["id"] for u in large.users()]
-    assert len({u["userPrincipalName"] for u in large.users()}) == 300
+    assert len({u["userPrincipalName"] for u in large.users()}) == 302
 
 
 def test_a_large_directory_builds_quickly() -> None:
     sb = Sandbox(SandboxConfig(seed=2, users=20_000, groups=1_000))
-    assert len(sb.state.directory.users) == 20_000
+    assert len(sb.state.directory.users) == 20_002
     assert len(sb.state.directory.groups) == 1_001
 
 
@@ -100,7 +101,7 @@ def test_paging_follows_next_links(sandbox_graph: httpx.Client) -> None:
         seen += [u["id"] for u in body["value"]]
         url = body.get("@odata.nextLink")
         pages += 1
-    assert pages == 3 and len(seen) == len(set(seen)) == 12
+    assert pages == 3 and len(seen) == len(set(seen)) == 14
     for top in ("0", "1000", "x"):
         assert sandbox_graph.get("/users", params={"$top": top}).status_code == 400
 
@@ -136,9 +137,9 @@ def test_advanced_queries_need_consistency_level(sandbox_graph: httpx.Client) ->
     ne = {"$filter": "department ne 'Marketing'"}
     assert sandbox_graph.get("/users", params=ne).status_code == 400
     allowed = sandbox_graph.get("/users", params={**ne, "$count": "true"}, headers=EVENTUAL)
-    assert allowed.json()["@odata.count"] == 10
+    assert allowed.json()["@odata.count"] == 12
     text = sandbox_graph.get("/users/$count", headers=EVENTUAL)
-    assert text.text == "12" and text.headers["Content-Type"].startswith("text/plain")
+    assert text.text == "14" and text.headers["Content-Type"].startswith("text/plain")
     unknown = sandbox_graph.get("/users", params={"$filter": "shoeSize eq '9'"})
     assert unknown.json()["error"]["code"] == "Request_UnsupportedQuery"
 

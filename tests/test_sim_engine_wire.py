@@ -246,7 +246,7 @@ def test_a_mostly_failing_cycle_quarantines_the_job(
     assert report.failed == 2 and report.quarantined is False
     assert sb.job_status(app["sp"])["code"] == "Active"
     enabled = [u for u in sb.users() if u["accountEnabled"]]
-    assert len(sb.scim_users()) == len(enabled) == 39
+    assert len(sb.scim_users()) == len(enabled) == 41
 
 
 def test_a_wrong_tenant_url_path_quarantines(

@@ -143,7 +143,7 @@ def test_admin_needs_its_own_token(sandbox: Sandbox, sandbox_graph: httpx.Client
 
 def test_admin_routes(sandbox: Sandbox, admin: httpx.Client, sandbox_scim: httpx.Client) -> None:
     status = admin.get("").json()
-    assert status["seed"] == 1 and status["tier"] == "p1" and status["users"] == 12
+    assert status["seed"] == 1 and status["tier"] == "p1" and status["users"] == 14
     # Admin calls neither fault nor show up in the request log.
     assert admin.post("/faults", json={"server": "*", "status": 503}).status_code == 200
     assert admin.get("/faults").json()[0]["hits"] == 0

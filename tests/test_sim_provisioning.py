@@ -325,7 +325,7 @@ def test_sync_all_scope_and_duplicate_group_names(
 ) -> None:
     app = started(sync_all="true")
     users = _scim_users(sandbox)
-    assert len(users) == 11 and "joni.sherman@sandbox.example" not in users
+    assert len(users) == 13 and "joni.sherman@sandbox.example" not in users
     assert sorted(_scim_groups(sandbox)) == ["Iru Mac Contractors", IRU_MAC_USERS, IRU_PILOT]
     failures = [
         e
@@ -464,7 +464,7 @@ def test_the_default_sandbox_starts_in_under_two_seconds() -> None:
     started = time.perf_counter()
     with Sandbox() as sb:
         elapsed = time.perf_counter() - started
-        assert sb.running and len(sb.users()) == 12
+        assert sb.running and len(sb.users()) == 14
     assert elapsed < 2.0
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = [
     "USER_PROPERTIES",
+    "USER_TYPES",
     "Directory",
     "DirectoryError",
     "DirectoryGroup",
@@ -65,9 +66,18 @@ def user_property_name(name: str) -> str:
     )
 
 
+USER_TYPES: tuple[str, ...] = ("Member", "Guest")
+"""Graph's ``userType`` values: a member of the tenant, or a B2B guest invited from outside."""
+
+
 @dataclass(slots=True)
 class DirectoryUser:
-    """One member user. ``deleted`` is the soft-delete time (None while active)."""
+    """One user. ``deleted`` is the soft-delete time (None while active).
+
+    ``user_type`` is "Member" or "Guest". A B2B guest's UPN is its home address with ``@``
+    turned into ``_`` plus ``#EXT#@`` and this tenant's domain, so it holds ``#`` characters
+    that a URL path must carry as ``%23``.
+    """
 
     id: str
     user_principal_name: str
@@ -90,6 +100,7 @@ class DirectoryUser:
     version: int = 0
     # Requests that still cannot see a just-created user (replication delay).
     hidden_reads: int = 0
+    user_type: str = "Member"
 
 
 @dataclass(slots=True)

@@ -11,8 +11,17 @@ with a *nested* group (whose members Entra does not provision), two groups shari
 display name (SCIM needs unique names), a disabled user, and a Microsoft 365 group
 that is not security-enabled.
 
-Object ids come from two seeded streams (users, groups), so the fixed objects keep
-their ids whatever the tenant size.
+Every tenant also holds two users whose names break naive Graph URLs, after all the
+others (:data:`EDGE_CASE_USERS`): a B2B guest, whose UPN carries ``#EXT#`` (a ``#`` must
+travel as ``%23``, or the HTTP client cuts the path there), and a member whose UPN starts
+with ``$`` (Graph reads ``/users/$...`` as a system segment and answers 400; the key
+must be written ``/users('$...')``). They belong to no fixed security group, so a
+rehearsal assigns them to the app directly; "All Company" includes them, as it includes
+everyone.
+
+Object ids come from seeded streams (users, groups, and one for the two edge-case
+users), so the fixed objects keep their ids whatever the tenant size, and adding the
+edge-case users shifted no earlier id.
 """
 
 from __future__ import annotations
@@ -28,6 +37,10 @@ __all__ = [
     "DEFAULT_DOMAIN",
     "DEFAULT_GROUPS",
     "DEFAULT_USERS",
+    "DOLLAR_USER",
+    "EDGE_CASE_USERS",
+    "GUEST_USER",
+    "INITIAL_DOMAIN",
     "IRU_MAC_CONTRACTORS",
     "IRU_MAC_USERS",
     "IRU_PILOT",
@@ -38,6 +51,17 @@ __all__ = [
 ]
 
 DEFAULT_DOMAIN = "sandbox.example"
+INITIAL_DOMAIN = "sandbox.onmicrosoft.com"
+"""The tenant's initial domain (``TenantState.tenant_domain``): guests' UPNs end with it."""
+
+GUEST_USER = f"jane.guest_fabrikam.com#EXT#@{INITIAL_DOMAIN}"
+"""A B2B guest invited as jane.guest@fabrikam.com (userType Guest, enabled)."""
+
+DOLLAR_USER = f"$svc.mac@{DEFAULT_DOMAIN}"
+"""A member service account whose UPN starts with ``$`` (enabled)."""
+
+EDGE_CASE_USERS: tuple[str, ...] = (GUEST_USER, DOLLAR_USER)
+"""UPNs of the two users every tenant holds after all the others, in this order."""
 
 IRU_MAC_USERS = "Iru Mac Users"
 IRU_MAC_CONTRACTORS = "Iru Mac Contractors"
@@ -230,6 +254,49 @@ def _generated_users(
         )
 
 
+def _edge_case_users(directory: Directory, ids: IdFactory, created: float) -> list[str]:
+    """The guest and the ``$`` member, with ids from their own stream; returns their ids."""
+    guest = directory.add_user(
+        DirectoryUser(
+            id=ids.uuid("directory-edge-case-users"),
+            user_principal_name=GUEST_USER,
+            mail="jane.guest@fabrikam.com",
+            # Entra derives a guest's mailNickname from the invited address, #EXT# included.
+            mail_nickname=GUEST_USER.split("@", 1)[0],
+            given_name="Jane",
+            surname="Guest",
+            display_name="Jane Guest (Fabrikam)",
+            job_title="Consultant",
+            department=None,
+            account_enabled=True,
+            created=created,
+            preferred_language="en-US",
+            city="Redmond",
+            country="US",
+            user_type="Guest",
+        )
+    )
+    member = directory.add_user(
+        DirectoryUser(
+            id=ids.uuid("directory-edge-case-users"),
+            user_principal_name=DOLLAR_USER,
+            mail=f"svc.mac@{DEFAULT_DOMAIN}",
+            mail_nickname="svc.mac",
+            given_name=None,
+            surname=None,
+            display_name="Mac Service Account",
+            job_title="Service account",
+            department="IT",
+            account_enabled=True,
+            created=created,
+            preferred_language="en-US",
+            city="Seattle",
+            country="US",
+        )
+    )
+    return [guest.id, member.id]
+
+
 def _group(spec: GroupSpec, object_id: str, created: float) -> DirectoryGroup:
     return DirectoryGroup(
         id=object_id,
@@ -244,7 +311,10 @@ def _group(spec: GroupSpec, object_id: str, created: float) -> DirectoryGroup:
     )
 
 
-def _fixed_groups(directory: Directory, ids: IdFactory, count: int, created: float) -> None:
+def _fixed_groups(
+    directory: Directory, ids: IdFactory, count: int, created: float
+) -> list[DirectoryGroup]:
+    """Add the first ``count`` fixed top-level groups; returns the "everyone" groups."""
     top_level = [spec for spec in _FIXED_GROUPS if not spec.nested][:count]
     kept_names = {spec.display_name for spec in top_level}
     nested = [
@@ -256,6 +326,7 @@ def _fixed_groups(directory: Directory, ids: IdFactory, count: int, created: flo
     ]
     by_name: dict[str, DirectoryGroup] = {}
     made: list[tuple[GroupSpec, DirectoryGroup]] = []
+    everyone: list[DirectoryGroup] = []
     for spec in [*top_level, *nested]:
         group = directory.add_group(_group(spec, ids.uuid("directory-groups"), created))
         by_name.setdefault(spec.display_name, group)
@@ -266,6 +337,7 @@ def _fixed_groups(directory: Directory, ids: IdFactory, count: int, created: flo
                 # Everyone: appended in one go (add_member checks for duplicates, which is
                 # quadratic for a 100,000-member group).
                 group.members.extend(directory.users)
+                everyone.append(group)
                 continue
             if member in by_name:
                 directory.add_member(group, by_name[member].id)
@@ -273,6 +345,7 @@ def _fixed_groups(directory: Directory, ids: IdFactory, count: int, created: flo
             found = directory.user(f"{member}@{DEFAULT_DOMAIN}")
             if found is not None:
                 directory.add_member(group, found.id)
+    return everyone
 
 
 def _generated_groups(
@@ -307,11 +380,15 @@ def _generated_groups(
     directory.bump()
 
 
-def build_directory(ids: IdFactory, *, users: int, groups: int, created: float) -> Directory:
+def build_directory(
+    ids: IdFactory, *, users: int, groups: int, created: float, edge_cases: bool = True
+) -> Directory:
     """The tenant for ``seed``: ``users`` users and ``groups`` top-level groups.
 
     The fixed users and groups come first; the rest are generated. Nested groups
-    travel with their parent, so the default (12, 5) has six groups in all.
+    travel with their parent, so the default (12, 5) has six groups in all. With
+    ``edge_cases`` (the default) the two :data:`EDGE_CASE_USERS` follow the ``users``
+    others, so the default tenant has 14 users in all.
     """
     if users < 0 or groups < 0:
         raise ValueError("users and groups must be 0 or more")
@@ -321,6 +398,11 @@ def build_directory(ids: IdFactory, *, users: int, groups: int, created: float) 
     rng = random.Random(f"{ids.seed}/directory")
     _generated_users(directory, ids, rng, max(0, users - len(_FIXED_USERS)), created)
     top_level_fixed = sum(1 for spec in _FIXED_GROUPS if not spec.nested)
-    _fixed_groups(directory, ids, min(groups, top_level_fixed), created)
+    everyone = _fixed_groups(directory, ids, min(groups, top_level_fixed), created)
     _generated_groups(directory, ids, rng, max(0, groups - top_level_fixed), created)
+    if edge_cases:
+        # Last of all, so no earlier id or random draw moves; "everyone" groups list them.
+        added = _edge_case_users(directory, ids, created)
+        for group in everyone:
+            group.members.extend(added)
     return directory

@@ -65,10 +65,11 @@ def render_user(user: DirectoryUser) -> dict[str, Any]:
         "department": user.department,
         "employeeId": user.employee_id,
         "mailNickname": user.mail_nickname,
-        "otherMails": [],
+        # An invited guest's own address is also listed in otherMails.
+        "otherMails": [user.mail] if user.user_type == "Guest" and user.mail else [],
         "proxyAddresses": [f"SMTP:{user.mail}"] if user.mail else [],
         "usageLocation": user.country,
-        "userType": "Member",
+        "userType": user.user_type,
     }
 
 

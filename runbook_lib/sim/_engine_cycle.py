@@ -205,7 +205,7 @@ class Cycle:
         try:
             if work.duplicate:
                 raise _duplicate("User", work.matching)
-            if entry is not None and self.plan.full and not self.on_demand:
+            if entry is not None and (self.plan.full or self.on_demand):
                 resource = self.target.get("Users", entry.scim_id)
                 if resource is None:
                     self._unlink(work.id)
@@ -420,7 +420,7 @@ class Cycle:
         try:
             if work.duplicate:
                 raise _duplicate("Group", work.matching)
-            if entry is not None and self.plan.full and not self.on_demand:
+            if entry is not None and (self.plan.full or self.on_demand):
                 resource = self.target.get("Groups", entry.scim_id)
                 if resource is None:
                     self._unlink(work.id)

@@ -11,6 +11,17 @@ Query options follow Graph's directory rules, including the ones that trip clien
 
 Soft-deleted users disappear from ``/users`` and from member lists and show up under
 ``/directory/deletedItems/microsoft.graph.user``.
+
+A user is addressed by id or userPrincipalName the way Microsoft's user-get page
+describes:
+
+* a guest's ``#EXT#`` must arrive as ``%23EXT%23`` (a raw ``#`` starts the URL fragment, so
+  the client never sends what follows it, and the truncated name is a 404);
+* a UPN that starts with ``$`` cannot follow ``/users/``: Graph takes a ``$`` segment for
+  a system segment and answers 400. The key must be written ``/users('$x@y')`` (the
+  OData key form, with ``'`` doubled inside). :func:`get_user` accepts that form when
+  the router hands it over (a ``/v1.0/users(<user_key>)`` rule); see
+  :func:`parse_user_key`.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from ._odata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decode_skiptoken, next_lin
 from ._odata_filter import FilterExpression, parse_odata_filter
 
 __all__ = [
+    "DOLLAR_SEGMENT_MESSAGE",
     "count_groups",
     "count_users",
     "get_group",
@@ -45,6 +57,7 @@ __all__ = [
     "list_groups",
     "list_transitive_members",
     "list_users",
+    "parse_user_key",
 ]
 
 Item = DirectoryUser | DirectoryGroup
@@ -63,7 +76,7 @@ _USER_GETTERS: dict[str, Callable[[DirectoryUser], Any]] = {
     "employeeId": lambda u: u.employee_id,
     "city": lambda u: u.city,
     "country": lambda u: u.country,
-    "userType": lambda u: "Member",
+    "userType": lambda u: u.user_type,
     "preferredLanguage": lambda u: u.preferred_language,
 }
 _GROUP_GETTERS: dict[str, Callable[[DirectoryGroup], Any]] = {
@@ -352,12 +365,44 @@ def _select_only(call: GraphCall, kind: _Kind) -> tuple[str, ...]:
     return select
 
 
+DOLLAR_SEGMENT_MESSAGE = (
+    "The request URI is not valid. Since the segment 'users' refers to a collection, this "
+    "must be the last segment in the request URI or it must be followed by an function or "
+    "action that can be bound to it otherwise all intermediate segments must refer to a "
+    "single resource."
+)
+"""Graph's answer (400) to ``/users/$x@y``: it reads ``$x@y`` as an unknown system segment."""
+
+
+def parse_user_key(request_path: str, user_key: str) -> str:
+    """The id or UPN a ``/users`` key addresses; GraphError 400 for ``/users/$...``.
+
+    ``user_key`` is the decoded key the router matched: a plain segment (``/users/<key>``)
+    or the quoted OData key of ``/users('<key>')``, which is recognised by the request
+    path. Write handlers (PATCH, DELETE) can call this too.
+    """
+    parenthesised = "/users(" in request_path
+    if parenthesised:
+        if len(user_key) < 2 or user_key[0] != "'" or user_key[-1] != "'":
+            raise GraphError(
+                400,
+                "BadRequest",
+                f"Bad Request - Error in query syntax: the key ({user_key}) must be a string "
+                "in single quotes, such as users('$x@contoso.com').",
+            )
+        return user_key[1:-1].replace("''", "'")
+    if user_key.startswith("$"):
+        raise GraphError(400, "BadRequest", DOLLAR_SEGMENT_MESSAGE)
+    return user_key
+
+
 def get_user(call: GraphCall, user_key: str) -> Response:
-    """GET /users/{id | userPrincipalName}."""
+    """GET /users/{id | userPrincipalName} and GET /users('{id | userPrincipalName}')."""
+    key = parse_user_key(call.request.path, user_key)
     select = _select_only(call, _USERS)
-    user = call.state.read_user(user_key)
+    user = call.state.read_user(key)
     if user is None:
-        raise not_found(user_key)
+        raise not_found(key)
     body = {
         "@odata.context": call.context(_entity_set("users", select) + "/$entity"),
         **_render(user, select, _USERS),

@@ -10,7 +10,14 @@ up the way Entra needs a SCIM endpoint to behave:
 * the bearer token checked on every request except discovery, answering 401 with a
   SCIM error and ``WWW-Authenticate``;
 * index paging with a server maximum page size (:data:`SCIM_MAX_PAGE_SIZE`; a larger
-  ``count`` is cut down to it, as RFC 7644 allows).
+  ``count`` is cut down to it, as RFC 7644 allows);
+* permissive about what it does not know, as a lenient real server is: a schema URN
+  it does not publish (Entra's ``.../ADSCIM/2.0/Group`` on group creation) stays in
+  ``schemas``, and top-level attributes no published schema declares (an unknown
+  extension block, a vendor attribute) are kept from POST and PUT bodies and returned
+  on every read, honouring ``attributes``/``excludedAttributes``
+  (:class:`UnknownAttributes`). A PATCH of such an attribute is still ignored, as the
+  Entra policy ignores unknown paths.
 
 The same host also serves the Iru Enterprise API's ``GET /api/v1/users`` read view
 (:mod:`._iru_api`), with its own token, over the same store.
@@ -23,10 +30,12 @@ token" just as it would against the real host.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import secrets
+import threading
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from wsgiref.util import application_uri
 
@@ -34,6 +43,7 @@ from scim2_models import Pagination, SCIMException, ScimPolicy, ScimProvider, Un
 from scim2_server.memory import InMemoryStorage
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
+from scim2_server.routing import Operation
 from scim2_server.service import ScimService
 from scim2_server.testserver.application import BEARER_TOKEN_SCHEME, BearerTokenApplication
 from scim2_server.utils import (
@@ -55,6 +65,7 @@ __all__ = [
     "SCIM_DEFAULT_PAGE_SIZE",
     "SCIM_MAX_PAGE_SIZE",
     "IruApp",
+    "UnknownAttributes",
     "entra_policy",
 ]
 
@@ -118,14 +129,141 @@ class _SeededStorage(InMemoryStorage):
         return self._ids.uuid("iru")
 
 
+_COMMON_KEYS = frozenset({"schemas", "id", "externalid", "meta"})
+
+
+def _declared_names(provider: ScimProvider) -> dict[str, tuple[frozenset[str], tuple[str, ...]]]:
+    """Per endpoint ("users", folded): its declared attribute names and schema URNs, lower case."""
+    by_urn = {schema.id: schema for schema in provider.schemas}
+    declared: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
+    for resource_type in provider.resource_types:
+        urns = [resource_type.schema_, *(e.schema_ for e in resource_type.schema_extensions or [])]
+        names = set(_COMMON_KEYS)
+        core = by_urn.get(str(resource_type.schema_))
+        attributes = (core.attributes if core is not None else None) or []
+        names.update((attribute.name or "").lower() for attribute in attributes)
+        endpoint = (resource_type.endpoint or "").strip("/").casefold()
+        declared[endpoint] = (frozenset(names), tuple(str(urn).lower() for urn in urns))
+    return declared
+
+
+def _names(parameter: str | None) -> set[str]:
+    return {name.strip().lower() for name in (parameter or "").split(",") if name.strip()}
+
+
+class UnknownAttributes:
+    """The top-level attributes of stored resources that no published schema declares.
+
+    scim2-server validates bodies with its models, which drop such attributes (the
+    Entra policy ignores them rather than refusing the request). A lenient real server
+    stores what it is sent, so this keeps them beside the store, by resource id, and
+    adds them back to every answer that carries the resource.
+    """
+
+    def __init__(self, provider: ScimProvider) -> None:
+        self._declared = _declared_names(provider)
+        self._kept: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def unknown_in(self, endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes of ``body`` the endpoint's schemas do not declare."""
+        names, urns = self._declared.get(endpoint.strip("/").casefold(), (_COMMON_KEYS, ()))
+        return {
+            key: value
+            for key, value in body.items()
+            if key.lower() not in names and not key.lower().startswith(urns)
+        }
+
+    def kept(self, resource_id: str) -> dict[str, Any]:
+        """What is kept for one resource (a copy; empty when nothing is)."""
+        with self._lock:
+            return dict(self._kept.get(resource_id, {}))
+
+    def keep(self, resource_id: str, attributes: Mapping[str, Any]) -> None:
+        """Replace what is kept for one resource (nothing kept when ``attributes`` is empty)."""
+        with self._lock:
+            if attributes:
+                self._kept[resource_id] = dict(attributes)
+            else:
+                self._kept.pop(resource_id, None)
+
+    def add_to(self, resource: dict[str, Any], query: Mapping[str, str] | None = None) -> None:
+        """Put the kept attributes back into ``resource``, as ``attributes``/``excludedAttributes`` allow."""
+        resource_id = resource.get("id")
+        if not isinstance(resource_id, str):
+            return
+        kept = self.kept(resource_id)
+        if not kept:
+            return
+        query = query or {}
+        only, excluded = _names(query.get("attributes")), _names(query.get("excludedAttributes"))
+        for key, value in kept.items():
+            if (only and key.lower() not in only) or key.lower() in excluded:
+                continue
+            resource.setdefault(key, value)
+
+    def after(
+        self,
+        request: ScimRequest,
+        target_operation: Operation | None,
+        endpoint: str | None,
+        resource_id: str | None,
+        response: ScimResponse,
+    ) -> None:
+        """Record or add back the unknown attributes around one served request."""
+        status = int(response.status)
+        if endpoint is None or status >= 300:
+            return
+        if target_operation is Operation.delete:
+            self.keep(resource_id or "", {})
+            return
+        if target_operation in (Operation.create, Operation.replace):
+            try:
+                sent = json.loads(request.body)
+            except ValueError:
+                return
+            if not isinstance(sent, dict) or response.body is None:
+                return
+            stored_id = (
+                response.body.get("id") if target_operation is Operation.create else resource_id
+            )
+            if isinstance(stored_id, str):
+                self.keep(stored_id, self.unknown_in(endpoint, sent))
+        if not isinstance(response.body, dict) or not self._has_any():
+            return
+        resources = response.body.get("Resources")
+        if isinstance(resources, list):
+            for resource in resources:
+                if isinstance(resource, dict):
+                    self.add_to(resource, request.query)
+        elif "id" in response.body:
+            self.add_to(response.body, request.query)
+
+    def _has_any(self) -> bool:
+        with self._lock:
+            return bool(self._kept)
+
+
 class _ScimApplication(BearerTokenApplication):
     """scim2-server's bearer-token app, rooted at ``/api/v1/scim`` with no ``/v2``.
 
     Errors are logged through the sandbox's redactor instead of scim2-server's own
-    logger: a validation error can quote the request's values.
+    logger: a validation error can quote the request's values. Unknown attributes are
+    kept and returned by :attr:`unknown` (see :class:`UnknownAttributes`).
     """
 
     redactor: Redactor = Redactor()
+    unknown: UnknownAttributes | None = None
+
+    def dispatch_request(self, request: ScimRequest) -> ScimResponse:
+        response = super().dispatch_request(request)
+        if self.unknown is not None:
+            target = self.service.match(request)
+            if target.operation in _RESOURCE_OPERATIONS and not target.me:
+                self.unknown.after(
+                    request, target.operation, target.endpoint, target.resource_id, response
+                )
+        return response
 
     def handle_exception(self, request: ScimRequest, exception: Exception) -> ScimResponse:
         if isinstance(exception, SCIMException):
@@ -144,6 +282,18 @@ class _ScimApplication(BearerTokenApplication):
         # that appends /v2 must get a 404 here as it would from Iru.
         return path.removesuffix(".scim")
 
+
+_RESOURCE_OPERATIONS = frozenset(
+    {
+        Operation.create,
+        Operation.query,
+        Operation.replace,
+        Operation.patch,
+        Operation.delete,
+        Operation.search,
+        Operation.search_with_body,
+    }
+)
 
 _ROOT_PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Iru Endpoint (sandbox)</title></head>
@@ -177,16 +327,24 @@ class IruApp:
             bearer_tokens=[scim_token],
         )
         self.scim.redactor = redactor
+        self.unknown = UnknownAttributes(provider)
+        self.scim.unknown = self.unknown
 
     def resources(self, resource_type: str) -> list[dict[str, Any]]:
-        """The stored resources of one type ("User" or "Group"), as SCIM JSON."""
+        """The stored resources of one type ("User" or "Group"), as SCIM JSON.
+
+        Attributes the schemas do not declare, kept from the requests, are included.
+        """
         with self.storage.lock:
             stored = [
                 resource
                 for resource in self.storage.resources
                 if resource.meta is not None and resource.meta.resource_type == resource_type
             ]
-            return [resource.model_dump() for resource in stored]
+            dumped = [resource.model_dump() for resource in stored]
+        for resource in dumped:
+            self.unknown.add_to(resource)
+        return dumped
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path: str = environ.get("PATH_INFO", "") or "/"

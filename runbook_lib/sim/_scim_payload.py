@@ -12,6 +12,11 @@ resource, and turns changes into PATCH operations in either of Entra's two diale
 * ``aadOptscim062020``: lower-case ops, real booleans, one path-less ``replace`` for
   plain single-valued attributes, filtered paths as their own operations, member
   removal by the filtered path ``members[value eq "..."]``.
+
+A group is created with two schema URNs, the SCIM core one and Microsoft's
+``http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group`` (:data:`ADSCIM_GROUP`),
+as in the body Microsoft's SCIM tutorial shows. The URN names no schema a SCIM server
+publishes, so a target has to tolerate it; one that keeps it returns it on every read.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ADSCIM_GROUP",
     "CORE_GROUP",
     "CORE_USER",
     "ENTERPRISE",
@@ -37,6 +43,7 @@ __all__ = [
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ADSCIM_GROUP = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 _FILTERED = re.compile(r'^(\w+)\[type eq "([^"]+)"\]\.(\w+)$')
@@ -125,8 +132,8 @@ def user_body(values: dict[str, tuple[str, str]]) -> dict[str, Any]:
 
 
 def group_body(values: dict[str, tuple[str, str]]) -> dict[str, Any]:
-    """A POST /Groups body: no members (Entra adds them with PATCH afterwards)."""
-    body: dict[str, Any] = {"schemas": [CORE_GROUP]}
+    """A POST /Groups body with Entra's two URNs; no members (Entra adds them with PATCH)."""
+    body: dict[str, Any] = {"schemas": [CORE_GROUP, ADSCIM_GROUP]}
     for target, (value, kind) in values.items():
         if target == "members":
             continue

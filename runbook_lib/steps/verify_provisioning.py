@@ -103,7 +103,10 @@ class VerifyProvisioning(Step):
         if how == "wait":
             return [Change("wait", "next provisioning cycle", f"{len(mismatches)} difference(s)")]
         if how == "on_demand":
-            names = sorted({(m.kind, m.name) for m in mismatches})
+            # Users first: a group's member links need its users to exist in Iru.
+            names = sorted(
+                {(m.kind, m.name) for m in mismatches}, key=lambda k: (k[0] != "user", k)
+            )
             return [Change("provision on demand", f"{k} {n}", "differs in Iru") for k, n in names]
         state = (job.get("schedule") or {}).get("state")
         if state != "Active":
@@ -132,6 +135,7 @@ class VerifyProvisioning(Step):
                 applied.append(
                     Change("provision on demand", change.target, self._on_demand_result(answer))
                 )
+            return applied  # provision on demand is synchronous: no cycle to wait for
         if any(c.action == "restart" for c in changes):
             graph.post(
                 f"{base}/restart",
