@@ -1,8 +1,21 @@
 """Sign-in with azure-identity: one credential for Graph, chosen from the settings.
 
-* ``RUNBOOK_CLIENT_SECRET`` set: app-only sign-in with :class:`ClientSecretCredential` (pipelines).
-* otherwise, for an admin at a notebook: Azure CLI credentials when ``az`` is signed in to the
-  tenant, then device code (the admin opens the verification page and types a code).
+``RUNBOOK_AUTH`` names the method; exactly that method is used, never a chain of fallbacks:
+
+* ``client-secret``: app-only, :class:`~azure.identity.ClientSecretCredential`.
+* ``certificate``: app-only, :class:`~azure.identity.CertificateCredential` (PEM or PKCS#12
+  file with the private key).
+* ``workload-identity``: app-only, :class:`~azure.identity.WorkloadIdentityCredential`; a
+  pipeline's OIDC token (in a file) is exchanged for a token of the app registration.
+* ``device-code``: delegated, :class:`~azure.identity.DeviceCodeCredential`. Without
+  ``RUNBOOK_CLIENT_ID`` it signs in through Microsoft Graph Command Line Tools, the public
+  client ``Connect-MgGraph`` uses, so an admin needs no app registration of their own. It asks
+  for the runbook's permissions by name (:func:`runbook_lib._permissions.delegated_scopes`),
+  so the consent prompt lists exactly those.
+* ``azure-cli``: delegated, :class:`~azure.identity.AzureCliCredential` (``az login``); only
+  when asked for, since its token carries Azure CLI's own permissions.
+* ``auto`` (the default) resolves to the first configured of: client secret, certificate,
+  federated token file; otherwise device code. :func:`auth_method` says which.
 
 The same classes run against the sandbox's token endpoint; only the authority URL and the CA
 bundle differ. msal's instance discovery only knows Microsoft's own login hosts, so it is
@@ -11,21 +24,45 @@ switched off for any other authority.
 
 from __future__ import annotations
 
-import shutil
+import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
 from ._exceptions import ConfigurationError, SignInError
-from ._redact import redact
-from ._settings import Settings, require_secret
+from ._permissions import SignInKind, delegated_scopes
+from ._redact import redact, register_secret
+from ._settings import Settings, _from_keyring, require_secret
 from ._tls import ca_file_for_requests
 
-__all__ = ["MICROSOFT_AUTHORITY_HOSTS", "get_token", "make_credential"]
+__all__ = [
+    "APP_ONLY_METHODS",
+    "GRAPH_CLI_CLIENT_ID",
+    "MICROSOFT_AUTHORITY_HOSTS",
+    "SignInMethod",
+    "auth_method",
+    "get_token",
+    "graph_scopes",
+    "make_credential",
+    "sign_in_kind",
+    "sign_in_problems",
+]
+
+SignInMethod = Literal[
+    "client-secret", "certificate", "device-code", "azure-cli", "workload-identity"
+]
+"""A resolved sign-in method (``RUNBOOK_AUTH`` without ``auto``)."""
+
+APP_ONLY_METHODS: frozenset[str] = frozenset({"client-secret", "certificate", "workload-identity"})
+"""Methods that sign in as the app registration itself (application permissions)."""
+
+GRAPH_CLI_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
+"""Microsoft Graph Command Line Tools: Microsoft's public client, present in every tenant."""
 
 MICROSOFT_AUTHORITY_HOSTS = frozenset(
     {
@@ -35,7 +72,21 @@ MICROSOFT_AUTHORITY_HOSTS = frozenset(
     }
 )
 
-# AADSTS codes an admin is likely to meet, with the fix in one sentence.
+_CONSENT_FIX = (
+    "consent once as a Global Administrator or Privileged Role Administrator: run "
+    "Connect-MgGraph -Scopes followed by the permissions in docs/settings.md (PowerShell), or "
+    "grant admin consent under Enterprise apps > Microsoft Graph Command Line Tools > "
+    "Permissions; then sign in again."
+)
+_FEDERATED_FIX = (
+    "add a federated credential to the app registration (Certificates & secrets > Federated "
+    "credentials) whose issuer and subject are exactly the ones in this message, with audience "
+    "api://AzureADTokenExchange; matching is case-sensitive and a new credential can take a few "
+    "minutes to apply."
+)
+
+# AADSTS codes an admin is likely to meet, with the fix in one sentence. Looked up by the exact
+# number, so 70021 never matches inside 700213.
 _AADSTS_FIXES = {
     "7000215": "The client secret is wrong or expired: create a new secret under the app "
     "registration's Certificates & secrets and set RUNBOOK_CLIENT_SECRET to its Value "
@@ -47,29 +98,300 @@ _AADSTS_FIXES = {
     "primary domain) and RUNBOOK_AUTHORITY (national clouds have their own).",
     "900023": "The tenant ID is malformed: copy the Directory (tenant) ID from Entra admin center.",
     "7000218": "The app registration does not allow public client flows: enable 'Allow public "
-    "client flows' on it, or set RUNBOOK_CLIENT_SECRET for app-only sign-in.",
+    "client flows' on it, or unset RUNBOOK_CLIENT_ID to sign in through Microsoft Graph "
+    "Command Line Tools.",
     "50076": "Conditional Access requires multi-factor authentication: complete the device "
     "code sign-in in a browser that satisfies the policy.",
+    # Certificate sign-in.
+    "700027": "Entra does not accept the certificate: upload its public part (.cer or .pem) to "
+    "the app registration under Certificates & secrets > Certificates, and make sure "
+    "RUNBOOK_CLIENT_CERTIFICATE is the file with the matching private key and has not expired.",
+    "700021": "The client assertion names another app: RUNBOOK_CLIENT_ID must be the "
+    "Application (client) ID of the app registration the certificate belongs to.",
+    "700023": "The client assertion was made for another token endpoint: check "
+    "RUNBOOK_TENANT_ID and RUNBOOK_AUTHORITY.",
+    "700024": "The client assertion or federated token has expired or is not valid yet: check "
+    "this machine's clock, and for workload identity that the pipeline refreshes the file in "
+    "RUNBOOK_FEDERATED_TOKEN_FILE.",
+    "50027": "The client assertion or federated token is not a well-formed JWT: check "
+    "RUNBOOK_FEDERATED_TOKEN_FILE holds only the token, or that RUNBOOK_CLIENT_CERTIFICATE is "
+    "the right file.",
+    # Workload identity federation.
+    "70021": f"No federated credential of the app matches the pipeline's token: {_FEDERATED_FIX}",
+    "700211": f"No federated credential of the app trusts this token issuer: {_FEDERATED_FIX}",
+    "700212": "No federated credential of the app accepts this token audience: have the "
+    "pipeline request its OIDC token for api://AzureADTokenExchange, the audience the federated "
+    "credential expects.",
+    "700213": f"No federated credential of the app has this token subject: {_FEDERATED_FIX}",
+    "700222": "Entra-issued tokens cannot be exchanged with workload identity federation: point "
+    "RUNBOOK_FEDERATED_TOKEN_FILE at the external issuer's token (the pipeline's OIDC token).",
+    # Delegated sign-in and consent.
+    "65001": f"The permissions were not consented for this client: {_CONSENT_FIX}",
+    "65004": "The consent prompt was declined: sign in again and accept it, or ask a Global "
+    "Administrator to grant admin consent.",
+    "90094": f"Only an administrator can consent to these permissions: {_CONSENT_FIX}",
+    "50105": "Your account is not assigned to the app you sign in with: in Enterprise apps > "
+    "Microsoft Graph Command Line Tools (or your own app) > Users and groups, assign yourself, "
+    "or set 'Assignment required' to No.",
+    "53003": "A Conditional Access policy blocked the sign-in: ask who manages Conditional Access "
+    "to allow it (the sign-in log names the policy), or sign in app-only with "
+    "RUNBOOK_AUTH=certificate or client-secret.",
+    "53000": "Conditional Access requires a compliant device: finish the device code sign-in "
+    "in a browser on a compliant device.",
+    "50057": "The account is disabled: sign in with an enabled administrator account.",
+    "70019": "The device code expired before sign-in finished: run the cell again and enter "
+    "the new code within 15 minutes.",
+    "70020": "The device code expired before sign-in finished: run the cell again and enter "
+    "the new code within 15 minutes.",
 }
+_AADSTS = re.compile(r"AADSTS(\d+)")
 
 
 def _is_microsoft(authority: str) -> bool:
     return (urlsplit(authority).hostname or "") in MICROSOFT_AUTHORITY_HOSTS
 
 
+def _has_secret(settings: Settings, name: str) -> bool:
+    value = getattr(settings, name)
+    return value is not None and bool(value.get_secret_value())
+
+
+def auth_method(settings: Settings) -> SignInMethod:
+    """The method sign-in will use: ``RUNBOOK_AUTH``, or what ``auto`` resolves to.
+
+    ``auto`` looks at the environment only (never the keyring), in this order: a client secret,
+    a certificate file, a federated token file; otherwise device code.
+    """
+    if settings.auth != "auto":
+        return settings.auth
+    if _has_secret(settings, "client_secret"):
+        return "client-secret"
+    if settings.client_certificate is not None:
+        return "certificate"
+    if settings.federated_token_file is not None:
+        return "workload-identity"
+    return "device-code"
+
+
+def sign_in_kind(settings: Settings) -> SignInKind:
+    """``application`` for app-only methods, ``delegated`` for device code and Azure CLI."""
+    return "application" if auth_method(settings) in APP_ONLY_METHODS else "delegated"
+
+
+def graph_scopes(settings: Settings) -> tuple[str, ...]:
+    """The scopes to ask Entra for: ``<graph>/.default``, or the named scopes for device code.
+
+    App-only methods can only ask for ``.default`` (the application permissions granted to the
+    app). Azure CLI's public client is pre-authorized by Microsoft and also gets ``.default``.
+    Device code asks for each permission by name on the same Graph host, so the consent prompt
+    shows exactly what the runbook uses.
+    """
+    if auth_method(settings) == "device-code":
+        return delegated_scopes(settings.graph_scope.removesuffix("/.default"))
+    return (settings.graph_scope,)
+
+
+def _file_problem(path: Path | None, var: str, what: str) -> tuple[str, str] | None:
+    if path is None:
+        return f"{var} is not set", f"Set {var} to the path of {what}."
+    if not path.is_file():
+        return (
+            f"{var} points at '{path}', which is not a file",
+            f"Set {var} to the path of {what}.",
+        )
+    return None
+
+
+def sign_in_problems(settings: Settings, *, check_keyring: bool = True) -> list[tuple[str, str]]:
+    """Every setting the resolved method lacks, as ``(problem, fix)`` pairs naming the variable.
+
+    Empty when sign-in can be attempted. ``check_keyring`` lets a client secret stored with
+    ``keyring set runbook client_secret`` count as present.
+    """
+    method = auth_method(settings)
+    problems: list[tuple[str, str]] = []
+    if not settings.tenant_id:
+        problems.append(
+            (
+                "RUNBOOK_TENANT_ID is not set",
+                "Set RUNBOOK_TENANT_ID to the Directory (tenant) ID shown on the Entra admin "
+                "center overview.",
+            )
+        )
+    if method in APP_ONLY_METHODS and not settings.client_id:
+        problems.append(
+            (
+                f"RUNBOOK_CLIENT_ID is not set, and {method} sign-in is done as an app "
+                "registration",
+                "Set RUNBOOK_CLIENT_ID to the Application (client) ID of that app registration "
+                "(or use RUNBOOK_AUTH=device-code, which needs none).",
+            )
+        )
+    if method == "client-secret" and not _has_secret(settings, "client_secret"):
+        if not (check_keyring and _from_keyring("client_secret")):
+            problems.append(
+                (
+                    "RUNBOOK_CLIENT_SECRET is not set",
+                    "Set RUNBOOK_CLIENT_SECRET to the secret's Value (or store it with "
+                    "`keyring set runbook client_secret`).",
+                )
+            )
+    if method == "certificate":
+        found = _file_problem(
+            settings.client_certificate,
+            "RUNBOOK_CLIENT_CERTIFICATE",
+            "a PEM or PKCS#12 (.pfx) file holding the certificate and its private key",
+        )
+        if found:
+            problems.append(found)
+    if method == "workload-identity":
+        found = _file_problem(
+            settings.federated_token_file,
+            "RUNBOOK_FEDERATED_TOKEN_FILE",
+            "the file your pipeline writes its OIDC token to (AKS sets "
+            "AZURE_FEDERATED_TOKEN_FILE, which is used when this is unset)",
+        )
+        if found:
+            problems.append(found)
+    return problems
+
+
+def _raise_problems(settings: Settings, problems: list[tuple[str, str]]) -> None:
+    if not problems:
+        return
+    method = auth_method(settings)
+    chosen = (
+        f"RUNBOOK_AUTH={method}"
+        if settings.auth != "auto"
+        else f"{method} sign-in (chosen by RUNBOOK_AUTH=auto)"
+    )
+    if len(problems) == 1:
+        message = f"{chosen} cannot start: {problems[0][0]}."
+        fix = problems[0][1]
+    else:
+        message = (
+            f"{chosen} cannot start: "
+            + "; ".join(f"({i}) {problem}" for i, (problem, _) in enumerate(problems, 1))
+            + "."
+        )
+        fix = " ".join(f"({i}) {fix}" for i, (_, fix) in enumerate(problems, 1))
+    raise ConfigurationError(message, fix, hint="00-overview")
+
+
+def _optional_secret(settings: Settings, name: str) -> str | None:
+    """A secret from the environment or the keyring, without prompting; None when absent."""
+    value = getattr(settings, name)
+    if value is not None and value.get_secret_value():
+        return str(value.get_secret_value())
+    found = _from_keyring(name)
+    if found:
+        register_secret(found)
+    return found or None
+
+
+def _certificate_error(exc: Exception, had_password: bool) -> tuple[ConfigurationError, bool]:
+    """The error to show for a certificate file azure-identity could not load, and whether a
+    password (still unknown) would help."""
+    text = f"{exc} {exc.__cause__ or ''}"
+    cert = "RUNBOOK_CLIENT_CERTIFICATE"
+    password = "RUNBOOK_CLIENT_CERTIFICATE_PASSWORD"
+    needs_password = not had_password and any(
+        hint in text for hint in ("not given", "encrypted", "Invalid password")
+    )
+    if needs_password:
+        problem = f"the private key in {cert} is protected by a password, and {password} is unset"
+        fix = (
+            f"Set {password} in the environment or store it with `keyring set runbook "
+            "client_certificate_password`."
+        )
+    elif had_password and ("decrypt" in text.lower() or "password" in text.lower()):
+        problem = f"{password} does not open the private key in {cert}"
+        fix = f"Set {password} to the password the certificate file was exported with."
+    elif "RSA" in text:
+        problem = f"the private key in {cert} is not an RSA key"
+        fix = "Create an RSA certificate (2048 bits or more); Entra signs in with RS256."
+    elif "private key" in text:
+        problem = f"{cert} holds a certificate but not its private key"
+        fix = (
+            f"Point {cert} at a PEM file with both the certificate and its private key, or at "
+            "the .pfx exported with its private key."
+        )
+    else:
+        problem = f"{cert} could not be read as a PEM or PKCS#12 certificate ({redact(str(exc))})"
+        fix = f"Point {cert} at a PEM file (certificate and private key) or a .pfx file."
+    error = ConfigurationError(
+        f"Certificate sign-in cannot start: {problem}.", fix, hint="00-overview"
+    )
+    return error, needs_password
+
+
+def _certificate_credential(settings: Settings, common: dict[str, Any]) -> TokenCredential:
+    from azure.identity import CertificateCredential
+
+    path = str(settings.client_certificate)
+    password = _optional_secret(settings, "client_certificate_password")
+    for attempt in (1, 2):
+        try:
+            return CertificateCredential(
+                settings.tenant_id,
+                settings.client_id,
+                certificate_path=path,
+                password=password,
+                **common,
+            )
+        except (ValueError, TypeError) as exc:
+            error, needs_password = _certificate_error(exc, password is not None)
+            if attempt == 1 and needs_password:
+                # The key is encrypted: ask at a notebook or terminal (raises when nobody can).
+                try:
+                    password = require_secret(
+                        settings, "client_certificate_password"
+                    ).get_secret_value()
+                except ConfigurationError:
+                    raise error from exc
+                continue
+            raise error from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _workload_identity_credential(settings: Settings, common: dict[str, Any]) -> TokenCredential:
+    from azure.identity import WorkloadIdentityCredential
+
+    class RedactingWorkloadIdentityCredential(WorkloadIdentityCredential):
+        """Registers every federated token it reads, so no message can show one."""
+
+        def _get_service_account_token(self) -> str:
+            token = str(super()._get_service_account_token())
+            register_secret(token.strip())
+            return token
+
+    return RedactingWorkloadIdentityCredential(
+        tenant_id=settings.tenant_id,
+        client_id=settings.client_id,
+        token_file_path=str(settings.federated_token_file),
+        **common,
+    )
+
+
 def make_credential(
     settings: Settings, *, prompt: Callable[[str], None] | None = None
 ) -> TokenCredential:
-    """Build the credential the settings call for.
+    """Build the credential for the method :func:`auth_method` resolves to.
+
+    Raises :class:`ConfigurationError` naming every missing setting at once.
 
     :param prompt: shows the device code message to the admin (defaults to ``print``).
     """
-    if not settings.tenant_id:
-        raise ConfigurationError(
-            "RUNBOOK_TENANT_ID is not set.",
-            "Set it to the Directory (tenant) ID shown on the Entra admin center overview.",
-            hint="00-overview",
-        )
+    method = auth_method(settings)
+    problems = sign_in_problems(settings)
+    _raise_problems(settings, problems)
+
+    from azure.identity import AzureCliCredential, ClientSecretCredential, DeviceCodeCredential
+
+    if method == "azure-cli":
+        # Azure CLI's own sign-in (az login); its own client, so RUNBOOK_CLIENT_ID plays no part.
+        return AzureCliCredential(tenant_id=settings.tenant_id)
+
     common: dict[str, Any] = {
         "authority": settings.authority,
         "connection_verify": ca_file_for_requests(settings.ca_bundle),
@@ -77,30 +399,13 @@ def make_credential(
     if not _is_microsoft(settings.authority):
         common["disable_instance_discovery"] = True
 
-    from azure.identity import (
-        AzureCliCredential,
-        ChainedTokenCredential,
-        ClientSecretCredential,
-        DeviceCodeCredential,
-    )
-
-    if settings.client_secret is not None and settings.client_secret.get_secret_value():
-        if not settings.client_id:
-            raise ConfigurationError(
-                "RUNBOOK_CLIENT_SECRET is set but RUNBOOK_CLIENT_ID is not.",
-                "Set RUNBOOK_CLIENT_ID to the Application (client) ID the secret belongs to.",
-                hint="00-overview",
-            )
+    if method == "client-secret":
         secret = require_secret(settings, "client_secret").get_secret_value()
         return ClientSecretCredential(settings.tenant_id, settings.client_id, secret, **common)
-
-    if not settings.client_id:
-        raise ConfigurationError(
-            "RUNBOOK_CLIENT_ID is not set, so device code sign-in has no app to sign in with.",
-            "Set RUNBOOK_CLIENT_ID to a public-client app registration (or also set "
-            "RUNBOOK_CLIENT_SECRET for app-only sign-in).",
-            hint="00-overview",
-        )
+    if method == "certificate":
+        return _certificate_credential(settings, common)
+    if method == "workload-identity":
+        return _workload_identity_credential(settings, common)
 
     def _show(verification_uri: str, user_code: str, expires_on: datetime) -> None:
         text = (
@@ -109,22 +414,31 @@ def make_credential(
         )
         (prompt or print)(text)
 
-    device = DeviceCodeCredential(
-        client_id=settings.client_id,
+    return DeviceCodeCredential(
+        client_id=settings.client_id or GRAPH_CLI_CLIENT_ID,
         tenant_id=settings.tenant_id,
         prompt_callback=_show,
         **common,
     )
-    if _is_microsoft(settings.authority) and shutil.which("az"):
-        return ChainedTokenCredential(AzureCliCredential(tenant_id=settings.tenant_id), device)
-    return device
+
+
+def _fix_for(raw: str) -> tuple[str, str]:
+    """The first AADSTS code in ``raw`` that has a fix, and that fix."""
+    for code in _AADSTS.findall(raw):
+        if code in _AADSTS_FIXES:
+            return code, _AADSTS_FIXES[code]
+    codes = _AADSTS.findall(raw)
+    return (codes[0] if codes else ""), ""
 
 
 def get_token(credential: TokenCredential, *scopes: str) -> AccessToken:
-    """Get a token for ``scopes``, turning azure-identity's errors into a :class:`SignInError`."""
-    scope = " ".join(scopes)
+    """Get a token for ``scopes``, turning azure-identity's errors into a :class:`SignInError`.
+
+    The access token is registered with the redactor before it is returned.
+    """
+    resource = scopes[0].rpartition("/")[0] if scopes and "/" in scopes[0] else " ".join(scopes)
     try:
-        return credential.get_token(*scopes)
+        token = credential.get_token(*scopes)
     except ServiceRequestError as exc:
         raise SignInError(
             f"Could not reach the sign-in authority: {redact(str(exc)).splitlines()[0]}",
@@ -135,23 +449,30 @@ def get_token(credential: TokenCredential, *scopes: str) -> AccessToken:
     except ClientAuthenticationError as exc:
         raw = redact(str(getattr(exc, "message", "") or exc))
         first = raw.strip().splitlines()[0] if raw.strip() else "sign-in failed"
-        code = ""
-        for candidate in _AADSTS_FIXES:
-            if f"AADSTS{candidate}" in raw:
-                code = candidate
-                break
-        if not code and ("CERTIFICATE_VERIFY_FAILED" in raw or "SSLError" in raw):
+        code, fix = _fix_for(raw)
+        if not fix and ("CERTIFICATE_VERIFY_FAILED" in raw or "SSLError" in raw):
             fix = (
                 "The sign-in authority's TLS certificate is not trusted: if a TLS-inspecting "
                 "proxy or a private CA serves RUNBOOK_AUTHORITY, set RUNBOOK_CA_BUNDLE to its CA "
                 "certificate (PEM)."
             )
-        else:
-            fix = _AADSTS_FIXES.get(
-                code,
-                "Check RUNBOOK_TENANT_ID, RUNBOOK_CLIENT_ID and the secret, and that "
-                "RUNBOOK_AUTHORITY is reachable.",
+        elif not fix and "Azure CLI not found" in raw:
+            fix = (
+                "RUNBOOK_AUTH=azure-cli needs the az command on PATH: install Azure CLI, or "
+                "choose another RUNBOOK_AUTH method (device-code needs nothing installed)."
+            )
+        elif not fix and "az login" in raw:
+            fix = (
+                "Azure CLI is not signed in to this tenant: run `az login --tenant "
+                "<RUNBOOK_TENANT_ID>`, or choose another RUNBOOK_AUTH method."
+            )
+        elif not fix:
+            fix = (
+                "Check RUNBOOK_AUTH, RUNBOOK_TENANT_ID, RUNBOOK_CLIENT_ID and the credential "
+                "the method uses, and that RUNBOOK_AUTHORITY is reachable."
             )
         raise SignInError(
-            f"Sign-in to {scope} failed: {first}", fix, hint="01-connect", aadsts=code
+            f"Sign-in for {resource} failed: {first}", fix, hint="01-connect", aadsts=code
         ) from exc
+    register_secret(token.token)
+    return token

@@ -13,7 +13,7 @@ from typing import Any
 
 from azure.core.credentials import TokenCredential
 
-from ._auth import make_credential
+from ._auth import graph_scopes, make_credential
 from ._graph import GraphClient
 from ._scim import IruScimClient
 from ._settings import Settings, load_settings, require_secret
@@ -67,7 +67,7 @@ class Runbook:
         return GraphClient(
             self.settings.graph_url,
             self.credential,
-            scope=self.settings.graph_scope,
+            scope=graph_scopes(self.settings),
             verify=self.tls,
             poll_interval=self.settings.poll_interval,
             consistency_timeout=self.settings.consistency_timeout,

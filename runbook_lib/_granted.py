@@ -20,14 +20,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._auth import GRAPH_CLI_CLIENT_ID
 from ._exceptions import GraphError
 from ._graph import GraphClient, odata_quote
 from ._permissions import GRAPH_APP_ID, SignInKind
 
 __all__ = ["GRAPH_CLI_CLIENT_ID", "GrantedPermissions", "read_granted", "token_claims"]
 
-GRAPH_CLI_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
-"""Microsoft Graph Command Line Tools, the public client device-code sign-in uses by default."""
 
 # Built-in directory role template ids (the same in every tenant), for the ``wids`` claim.
 _ROLE_TEMPLATES = {
@@ -127,7 +126,15 @@ def _roles(graph: GraphClient) -> frozenset[str]:
         "me/memberOf/microsoft.graph.directoryRole",
         params={"$select": "id,displayName,roleTemplateId"},
     )
-    return frozenset(str(r.get("displayName")) for r in found if r.get("displayName"))
+    names: set[str] = set()
+    for role in found:
+        name = role.get("displayName") or _ROLE_TEMPLATES.get(str(role.get("roleTemplateId")))
+        if not name:
+            # Graph hides a directory role's properties from a token that may not read roles:
+            # the roles are then unknown here, not absent.
+            raise GraphError("the directory roles came back without their names", status=403)
+        names.add(str(name))
+    return frozenset(names)
 
 
 def _why(exc: GraphError) -> str:

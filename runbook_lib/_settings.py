@@ -10,21 +10,35 @@ as :class:`pydantic.SecretStr` so that ``repr`` and ``print`` never show them.
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._exceptions import ConfigurationError
 from ._redact import register_secret
 
-__all__ = ["SECRET_FIELDS", "Settings", "load_settings", "require_secret"]
+__all__ = [
+    "AUTH_METHODS",
+    "SECRET_FIELDS",
+    "AuthMethod",
+    "Settings",
+    "load_settings",
+    "require_secret",
+]
 
-SECRET_FIELDS = frozenset({"client_secret", "scim_token"})
+AuthMethod = Literal[
+    "auto", "client-secret", "certificate", "device-code", "azure-cli", "workload-identity"
+]
+"""The values ``RUNBOOK_AUTH`` accepts (see :attr:`Settings.auth`)."""
+AUTH_METHODS: tuple[str, ...] = get_args(AuthMethod)
+
+SECRET_FIELDS = frozenset({"client_secret", "client_certificate_password", "scim_token"})
 KEYRING_SERVICE = "runbook"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -37,10 +51,25 @@ class Settings(BaseSettings):
 
     tenant_id: str = ""
     """Directory (tenant) ID or primary domain of the Entra tenant."""
+    auth: AuthMethod = "auto"
+    """How to sign in: ``client-secret``, ``certificate``, ``workload-identity`` (app-only, with
+    an app registration), ``device-code`` or ``azure-cli`` (an admin, delegated). ``auto`` picks
+    the first that is configured: a client secret, then a certificate, then a federated token
+    file, otherwise device code. The method picked is the only one tried."""
     client_id: str = ""
-    """Application (client) ID of the app registration the runbook signs in with."""
+    """Application (client) ID of the app registration the runbook signs in with. Required for
+    the app-only methods; optional for device code, which otherwise signs in through Microsoft
+    Graph Command Line Tools (no app registration of your own)."""
     client_secret: SecretStr | None = None
-    """Client secret of that app registration; when unset, device code sign-in is used."""
+    """Client secret of that app registration (``client-secret`` sign-in)."""
+    client_certificate: Path | None = None
+    """PEM or PKCS#12 (.pfx) file holding the app registration's certificate and its private
+    key (``certificate`` sign-in); the public part is what is uploaded to the app."""
+    client_certificate_password: SecretStr | None = None
+    """Password of the certificate's private key, when it has one."""
+    federated_token_file: Path | None = None
+    """File holding the pipeline's federated (OIDC) token for ``workload-identity`` sign-in;
+    falls back to ``AZURE_FEDERATED_TOKEN_FILE``, which AKS workload identity sets."""
     authority: str = "https://login.microsoftonline.com"
     """Sign-in authority host (the sandbox's token endpoint in rehearsal)."""
     graph_url: str = "https://graph.microsoft.com/v1.0"
@@ -57,6 +86,35 @@ class Settings(BaseSettings):
     """Seconds between reads while waiting for Graph to replicate a new object."""
     consistency_timeout: float = Field(default=300.0, gt=0, le=3600)
     """Seconds to wait for a new object to become readable before giving up."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _federated_token_fallback(cls, data: Any) -> Any:
+        """RUNBOOK_FEDERATED_TOKEN_FILE, else AZURE_FEDERATED_TOKEN_FILE (as azure-identity)."""
+        if isinstance(data, dict) and not data.get("federated_token_file"):
+            fallback = os.environ.get("AZURE_FEDERATED_TOKEN_FILE", "").strip()
+            if fallback:
+                data = {**data, "federated_token_file": fallback}
+        return data
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _auth(cls, value: Any) -> Any:
+        if value is None:
+            return "auto"
+        if isinstance(value, str):
+            cleaned = value.strip().lower().replace("_", "-") or "auto"
+            if cleaned not in AUTH_METHODS:
+                raise ValueError(f"must be one of {', '.join(AUTH_METHODS)}, got '{value.strip()}'")
+            return cleaned
+        return value
+
+    @field_validator("client_certificate", "federated_token_file", mode="before")
+    @classmethod
+    def _optional_path(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return Path(value.strip()).expanduser() if isinstance(value, str) else value
 
     @field_validator("tenant_id")
     @classmethod

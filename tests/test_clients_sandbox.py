@@ -46,7 +46,8 @@ def _free_port() -> int:
 # -- sign-in ----------------------------------------------------------------------------------
 def test_client_secret_sign_in_reaches_graph(rb: Runbook) -> None:
     body = rb.graph.get("servicePrincipals", **{"$top": "1"})
-    assert body["value"] == []
+    # The first of the tenant's built-in service principals (no app has been created yet).
+    assert [sp["displayName"] for sp in body["value"]] == ["Microsoft Graph"]
     assert "@odata.context" in body
 
 
@@ -222,8 +223,10 @@ def test_device_code_sign_in_shows_the_code_and_reaches_graph(sandbox, monkeypat
     for key, value in sandbox.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("RUNBOOK_CLIENT_SECRET")
+    monkeypatch.setenv("RUNBOOK_AUTH", "device-code")
     shown: list[str] = []
     with Runbook(load_settings(), progress=shown.append) as rb:
         assert type(rb.credential).__name__ == "DeviceCodeCredential"
-        assert rb.graph.get("servicePrincipals", **{"$top": "1"})["value"] == []
+        found = rb.graph.get("servicePrincipals", **{"$top": "1"})["value"]
+        assert [sp["displayName"] for sp in found] == ["Microsoft Graph"]  # built in
     assert len(shown) == 1 and "enter the code" in shown[0]

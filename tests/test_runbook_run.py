@@ -147,3 +147,34 @@ def test_free_tier_sandbox_completes_with_users_only(tmp_path, capsys) -> None:
     assert assigned and all(t.startswith("user ") for t in assigned)
     verify = json.loads((folder / "07-verify-provisioning.json").read_text())
     assert verify["ok"] is True
+
+
+def test_a_withheld_permission_stops_the_run_at_page_01_before_any_write(
+    sandbox_factory, monkeypatch, tmp_path, capsys
+) -> None:
+    sb = sandbox_factory(withheld_permissions=("User.Read.All",))
+    _use(sb, monkeypatch)
+    assert main(["run", "--target", "tenant", "--runs-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "User.Read.All" in out
+    summary = json.loads((_only_run(tmp_path) / "summary.json").read_text())
+    statuses = {s["notebook"]: s["status"] for s in summary["steps"]}
+    assert statuses["01-connect"] == "failed"
+    assert all(v == "skipped" for k, v in statuses.items() if k > "01-connect")
+    assert [r for r in sb.requests("graph") if r.method in {"POST", "PUT", "PATCH", "DELETE"}] == []
+
+
+def test_sandbox_option_withholds_a_permission(tmp_path, capsys) -> None:
+    code = main(
+        [
+            "run",
+            "--sandbox-without-permission",
+            "GroupMember.Read.All",
+            "--only",
+            "01",
+            "--runs-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 1
+    assert "GroupMember.Read.All" in capsys.readouterr().out

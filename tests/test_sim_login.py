@@ -165,7 +165,9 @@ def test_device_code_credential_signs_in(sandbox: Sandbox) -> None:
         connection_verify=str(sandbox.ca_path),
         prompt_callback=lambda uri, code, expires: prompts.append((uri, code)),
     )
-    token = credential.get_token(GRAPH_DEFAULT)
+    # A named scope: `.default` would only carry what this client was consented to before
+    # (nothing yet), so Graph would refuse the call, as in Entra.
+    token = credential.get_token("https://graph.microsoft.com/Application.ReadWrite.All")
     assert prompts and prompts[0][0] == f"{sandbox.authority}/devicelogin"
     polls = [r for r in sandbox.requests("login") if r.path.endswith("/oauth2/v2.0/token")]
     assert [r.status for r in polls] == [400, 200]  # authorization_pending, then the token

@@ -22,6 +22,7 @@ def test_urls_and_settings_point_at_three_https_servers(sandbox: Sandbox) -> Non
         "RUNBOOK_SCIM_URL",
         "RUNBOOK_SCIM_TOKEN",
         "RUNBOOK_CA_BUNDLE",
+        "RUNBOOK_AUTH",
         "RUNBOOK_APP_NAME",
         "RUNBOOK_POLL_INTERVAL",
     }

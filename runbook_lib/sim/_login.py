@@ -1,31 +1,57 @@
 """The Entra ID sign-in stand-in (``login.microsoftonline.com``).
 
 Just enough of the v2.0 endpoints for msal and azure-identity to sign in against it
-unchanged: OpenID discovery, client credentials (app-only, with a client secret) and
-the device code flow (an admin at a notebook). Errors carry Entra's JSON shape and
-its AADSTS codes, because those codes are what admins search for.
+unchanged: OpenID discovery, client credentials (app-only) and the device code flow
+(an admin at a notebook). Errors carry Entra's JSON shape and its AADSTS codes,
+because those codes are what admins search for.
 
-The device code flow approves itself: the first token poll answers
-``authorization_pending`` (so the client's polling loop really runs), the next one
-succeeds as the sandbox admin.
+App-only sign-in proves the app registration's identity in one of three ways, as in
+Entra:
+
+* a client secret;
+* a certificate: a JWT client assertion (``iss`` = ``sub`` = client id, ``aud`` = the
+  token endpoint) signed with the private key of a certificate registered on the app
+  (:meth:`AppCredentials.add_certificate`), found by its ``x5t`` / ``x5t#S256``
+  thumbprint and verified with ``cryptography``;
+* a federated (workload identity) token: a JWT from an external issuer whose ``iss``,
+  ``sub`` and ``aud`` match a federated identity credential on the app
+  (:meth:`AppCredentials.add_federated_credential`). Entra also checks the external
+  issuer's signature against its published keys; the sandbox cannot reach those, so it
+  checks the claims and the expiry only.
+
+The device code flow accepts the app registration (with public client flows allowed)
+and Microsoft Graph Command Line Tools, Microsoft's public client that exists in every
+tenant. It approves itself: the first token poll answers ``authorization_pending`` (so
+the client's polling loop really runs), the next one succeeds as the sandbox admin.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from ._grants import DIRECTORY_ROLE_TEMPLATES, GRAPH_CLI_CLIENT_ID
 from ._shapes import GRAPH_APP_ID, GRAPH_RESOURCE
 from ._state import TenantState, utc_now
 from ._tokens import ACCESS_TOKEN_LIFETIME, DEVICE_CODE_LIFETIME
@@ -33,11 +59,109 @@ from ._tokens import ACCESS_TOKEN_LIFETIME, DEVICE_CODE_LIFETIME
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["LoginApp"]
+__all__ = [
+    "FEDERATED_AUDIENCE",
+    "JWT_BEARER",
+    "AppCredentials",
+    "FederatedCredential",
+    "LoginApp",
+]
 
 _OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 _USER_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _logger = logging.getLogger("runbook_lib.sim")
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+"""The ``client_assertion_type`` of certificate and federated sign-in."""
+FEDERATED_AUDIENCE = "api://AzureADTokenExchange"
+"""The audience Entra expects on a federated (workload identity) token."""
+# Public clients that exist in every tenant without an app registration of the admin's.
+_FIRST_PARTY_PUBLIC_CLIENTS = {GRAPH_CLI_CLIENT_ID: "Microsoft Graph Command Line Tools"}
+# Clock skew Entra tolerates on assertion times.
+_SKEW = 300
+_FIC_HELP = (
+    "Please check your federated identity credential Subject, Audience and Issuer against "
+    "the presented assertion. https://learn.microsoft.com/entra/workload-id/"
+    "workload-identity-federation"
+)
+
+
+@dataclass(frozen=True)
+class FederatedCredential:
+    """A federated identity credential on the app registration (workload identity).
+
+    :param issuer: the external token issuer, e.g. ``https://token.actions.githubusercontent.com``.
+    :param subject: the ``sub`` the pipeline's token carries (compared case-sensitively).
+    :param audience: the ``aud`` the token must carry.
+    :param name: a label, as the portal asks for one.
+    """
+
+    issuer: str
+    subject: str
+    audience: str = FEDERATED_AUDIENCE
+    name: str = "sandbox-federated-credential"
+
+
+def _thumbprints(cert: x509.Certificate) -> tuple[str, str]:
+    """The certificate's ``x5t`` (SHA-1) and ``x5t#S256`` (SHA-256), base64url as in a JWT."""
+    der = cert.public_bytes(Encoding.DER)
+    return (
+        _b64url(hashlib.sha1(der).digest()),  # noqa: S324 - a thumbprint, as Entra uses it
+        _b64url(hashlib.sha256(der).digest()),
+    )
+
+
+class AppCredentials:
+    """The certificates and federated credentials registered on the sandbox's app.
+
+    Thread-safe: tests register credentials while the servers answer requests.
+    """
+
+    def __init__(self) -> None:
+        self._certificates: dict[str, x509.Certificate] = {}
+        self._federated: list[FederatedCredential] = []
+        self._lock = threading.Lock()
+
+    def add_certificate(self, data: bytes) -> str:
+        """Register the certificate(s) in ``data`` (PEM, or one DER certificate).
+
+        Returns the SHA-1 thumbprint of the first one, in hex as the portal shows it.
+        A private key in the same PEM is ignored: only the public part is uploaded.
+        """
+        if b"-----BEGIN" in data:
+            certs = x509.load_pem_x509_certificates(data)
+        else:
+            certs = [x509.load_der_x509_certificate(data)]
+        with self._lock:
+            for cert in certs:
+                sha1, sha256 = _thumbprints(cert)
+                self._certificates[sha1] = cert
+                self._certificates[sha256] = cert
+        der = certs[0].public_bytes(Encoding.DER)
+        return hashlib.sha1(der).hexdigest().upper()  # noqa: S324 - a thumbprint
+
+    def remove_certificates(self) -> None:
+        """Forget every registered certificate."""
+        with self._lock:
+            self._certificates.clear()
+
+    def certificate(self, *thumbprints: str | None) -> x509.Certificate | None:
+        """The registered certificate with any of these base64url thumbprints."""
+        with self._lock:
+            for thumbprint in thumbprints:
+                if thumbprint and thumbprint in self._certificates:
+                    return self._certificates[thumbprint]
+        return None
+
+    def add_federated_credential(self, credential: FederatedCredential) -> None:
+        """Trust tokens whose issuer, subject and audience match ``credential``."""
+        with self._lock:
+            self._federated.append(credential)
+
+    def federated_credentials(self) -> list[FederatedCredential]:
+        """The registered federated identity credentials."""
+        with self._lock:
+            return list(self._federated)
 
 
 class _AadError(Exception):
@@ -53,6 +177,33 @@ class _AadError(Exception):
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _parse_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Header, claims, signing input and signature of a compact JWT (AADSTS50027 if not)."""
+    parts = token.split(".")
+    try:
+        if len(parts) != 3:
+            raise ValueError("not three parts")
+        header = json.loads(_b64url_decode(parts[0]))
+        claims = json.loads(_b64url_decode(parts[1]))
+        signature = _b64url_decode(parts[2])
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            raise ValueError("not JSON objects")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _AadError(
+            400, "invalid_request", 50027,
+            "JWT token is invalid or malformed.",
+        ) from None  # fmt: skip
+    return header, claims, f"{parts[0]}.{parts[1]}".encode(), signature
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%m/%d/%Y %H:%M:%S")
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
@@ -83,8 +234,9 @@ class LoginApp:
     since the discovery document points clients back at it.
     """
 
-    def __init__(self, state: TenantState) -> None:
+    def __init__(self, state: TenantState, credentials: AppCredentials | None = None) -> None:
         self.state = state
+        self.credentials = credentials or AppCredentials()
         self.origin = ""
         self.graph_host = "graph.microsoft.com"
         self.url_map = Map(
@@ -139,12 +291,15 @@ class LoginApp:
                 "tenant.",
             )
 
-    def _check_client(self, client_id: str) -> None:
+    def _check_client(self, client_id: str, *, public: bool = False) -> None:
+        """Refuse unknown clients; ``public`` also admits Microsoft's first-party public ones."""
         if not client_id:
             raise _AadError(
                 400, "invalid_request", 900144,
                 "The request body must contain the following parameter: 'client_id'.",
             )  # fmt: skip
+        if public and client_id.lower() in _FIRST_PARTY_PUBLIC_CLIENTS:
+            return
         if client_id.lower() != self.state.client_id:
             raise _AadError(
                 400,
@@ -212,7 +367,9 @@ class LoginApp:
             + "."
         )
 
-    def _user_tokens(self, client_id: str, scopes: tuple[str, ...]) -> Response:
+    def _user_tokens(
+        self, client_id: str, scopes: tuple[str, ...], grant_type: str = "device_code"
+    ) -> Response:
         resource_scopes = tuple(s for s in scopes if s not in _OIDC_SCOPES)
         # Named scopes are consented on first use (the admin consents once); `.default`
         # asks for whatever the client already holds, as in Entra.
@@ -222,13 +379,29 @@ class LoginApp:
             if not s.endswith("/.default")
         )
         granted = self.state.grants.consent(client_id, named)
+        roles = self.state.grants.admin_roles
         access = self.state.tokens.issue_access_token(
             kind="user",
             client_id=client_id,
             audience=GRAPH_RESOURCE,
             scopes=granted,
             subject=self.state.admin_object_id,
+            claims={
+                "iss": f"https://sts.windows.net/{self.state.tenant_id}/",
+                "tid": self.state.tenant_id,
+                "oid": self.state.admin_object_id,
+                "upn": self.state.admin_upn,
+                "name": "Sandbox Admin",
+                "app_displayname": _FIRST_PARTY_PUBLIC_CLIENTS.get(
+                    client_id, "Runbook app registration"
+                ),
+                "appidacr": "0",
+                "wids": [
+                    DIRECTORY_ROLE_TEMPLATES[r] for r in roles if r in DIRECTORY_ROLE_TEMPLATES
+                ],
+            },
         )
+        self.state.tokens.record_sign_in(grant_type, client_id, "public_client", scopes, granted)
         body: dict[str, Any] = {
             "token_type": "Bearer",
             "scope": " ".join(resource_scopes),
@@ -246,6 +419,174 @@ class LoginApp:
             ),
         }
         return _json(body)
+
+    # -- client assertions (certificate and workload identity) ---------------------------
+
+    def _check_assertion_times(self, claims: dict[str, Any]) -> None:
+        now = time.time()
+        exp, nbf = claims.get("exp"), claims.get("nbf")
+        if (
+            not isinstance(exp, int | float)
+            or exp + _SKEW <= now
+            or (isinstance(nbf, int | float) and nbf - _SKEW > now)
+        ):
+            expiry = _when(exp) if isinstance(exp, int | float) else "(none)"
+            raise _AadError(
+                401,
+                "invalid_client",
+                700024,
+                f"Client assertion is not within its valid time range. Current time: "
+                f"{_when(now)}, expiry time of assertion {expiry}.",
+            )
+
+    def _certificate_assertion(
+        self, client_id: str, tenant: str, header: dict[str, Any], claims: dict[str, Any],
+        signing_input: bytes, signature: bytes,
+    ) -> None:  # fmt: skip
+        """Check a client's own signed assertion against the app's registered certificates."""
+        if claims.get("sub") != claims.get("iss") or str(claims.get("iss")).lower() != client_id:
+            raise _AadError(
+                401, "invalid_client", 700021,
+                "Client assertion application identifier doesn't match 'client_id' parameter. "
+                "Review the documentation at https://learn.microsoft.com/entra/"
+                "identity-platform/certificate-credentials.",
+            )  # fmt: skip
+        audiences = claims.get("aud")
+        audiences = audiences if isinstance(audiences, list) else [audiences]
+        # The path must name this tenant's token endpoint. The host is not compared, so a
+        # relay in front of the sandbox (tests of other endpoints) still works.
+        wanted = {
+            f"/{t}/oauth2/{v}token"
+            for t in (self.state.tenant_id, self.state.tenant_domain, tenant.lower())
+            for v in ("v2.0/", "")
+        }
+        paths = [urlsplit(a).path.rstrip("/").lower() for a in audiences if isinstance(a, str)]
+        if not any(path.endswith(end) for path in paths for end in wanted):
+            raise _AadError(
+                401, "invalid_client", 700023,
+                "Client assertion audience claim does not match Realm issuer. Review the "
+                "documentation at https://learn.microsoft.com/entra/identity-platform/"
+                "certificate-credentials.",
+            )  # fmt: skip
+        self._check_assertion_times(claims)
+        # Some clients (msal among them) keep the base64 padding on the thumbprints.
+        x5t, x5t256 = (
+            str(value).rstrip("=") if value else None
+            for value in (header.get("x5t"), header.get("x5t#S256"))
+        )
+        cert = self.credentials.certificate(x5t, x5t256)
+        if cert is None:
+            shown = ""
+            for value, _ in ((x5t256, "sha256"), (x5t, "sha1")):
+                if isinstance(value, str) and value:
+                    try:
+                        shown = _b64url_decode(value).hex().upper()
+                    except (ValueError, binascii.Error):
+                        shown = value
+                    break
+            raise _AadError(
+                401,
+                "invalid_client",
+                700027,
+                "The certificate with identifier used to sign the client assertion is not "
+                "registered on application. [Reason - The key was not found., Thumbprint of "
+                f"key used by client: '{shown or '(none)'}', Please visit the Azure Portal, "
+                "Graph Explorer or directly use MS Graph to see configured keys for app Id "
+                f"'{client_id}'.]",
+            )
+        if cert.not_valid_after_utc.timestamp() < time.time():
+            raise _AadError(
+                401, "invalid_client", 700027,
+                "Client assertion contains an invalid signature. [Reason - The key used is "
+                f"expired., Thumbprint of key used by client: '{cert.fingerprint(hashes.SHA1()).hex().upper()}']",
+            )  # fmt: skip
+        key = cert.public_key()
+        alg = header.get("alg")
+        try:
+            if not isinstance(key, rsa.RSAPublicKey) or alg not in ("RS256", "PS256"):
+                raise InvalidSignature
+            if alg == "RS256":
+                key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+            else:
+                key.verify(
+                    signature,
+                    signing_input,
+                    padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO),
+                    hashes.SHA256(),
+                )
+        except InvalidSignature:
+            raise _AadError(
+                401, "invalid_client", 700027,
+                "Client assertion failed signature validation. [Reason - The provided "
+                f"signature value did not match the expected signature value., Thumbprint of "
+                f"key used by client: '{cert.fingerprint(hashes.SHA1()).hex().upper()}']",
+            ) from None  # fmt: skip
+
+    def _federated_assertion(self, claims: dict[str, Any]) -> None:
+        """Check an external token against the app's federated identity credentials."""
+        issuer, subject = str(claims.get("iss", "")), str(claims.get("sub", ""))
+        audiences = claims.get("aud")
+        audiences = [str(a) for a in audiences] if isinstance(audiences, list) else [str(audiences)]
+        if issuer.startswith(f"{self.origin}/") or issuer.startswith("https://sts.windows.net/"):
+            raise _AadError(
+                400, "invalid_request", 700222,
+                "AAD-issued tokens may not be used for federated identity flows.",
+            )  # fmt: skip
+        records = self.credentials.federated_credentials()
+        if not records:
+            raise _AadError(
+                400,
+                "invalid_request",
+                70021,
+                "No matching federated identity record found for presented assertion. "
+                f"Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion "
+                f"Audience: '{','.join(audiences)}'. {_FIC_HELP}",
+            )
+        by_issuer = [r for r in records if r.issuer == issuer]
+        if not by_issuer:
+            raise _AadError(
+                401, "invalid_client", 700211,
+                f"No matching federated identity record found for presented assertion issuer "
+                f"'{issuer}'. {_FIC_HELP}",
+            )  # fmt: skip
+        by_subject = [r for r in by_issuer if r.subject == subject]
+        if not by_subject:
+            raise _AadError(
+                401, "invalid_client", 700213,
+                f"No matching federated identity record found for presented assertion subject "
+                f"'{subject}'. {_FIC_HELP}",
+            )  # fmt: skip
+        if not any(r.audience in audiences for r in by_subject):
+            raise _AadError(
+                401, "invalid_client", 700212,
+                f"No matching federated identity record found for presented assertion audience "
+                f"'{','.join(audiences)}'. {_FIC_HELP}",
+            )  # fmt: skip
+        self._check_assertion_times(claims)
+
+    def _client_assertion(self, request: Request, client_id: str, tenant: str) -> str:
+        """Verify ``client_assertion``; return ``certificate`` or ``federated``."""
+        assertion_type = request.form.get("client_assertion_type", "")
+        assertion = request.form.get("client_assertion", "")
+        self.state.redactor.add(assertion)
+        if assertion_type != JWT_BEARER:
+            raise _AadError(
+                400, "invalid_request", 90023,
+                f"The client_assertion_type must be '{JWT_BEARER}'.",
+            )  # fmt: skip
+        if not assertion:
+            raise _AadError(
+                400, "invalid_request", 900144,
+                "The request body must contain the following parameter: 'client_assertion'.",
+            )  # fmt: skip
+        header, claims, signing_input, signature = _parse_jwt(assertion)
+        # A client's own assertion is issued by the client itself; anything else is a token
+        # from an external issuer, to be matched against the federated credentials.
+        if str(claims.get("iss", "")).lower() == client_id:
+            self._certificate_assertion(client_id, tenant, header, claims, signing_input, signature)
+            return "certificate"
+        self._federated_assertion(claims)
+        return "federated"
 
     # -- endpoints ------------------------------------------------------------------
 
@@ -286,7 +627,7 @@ class LoginApp:
         )  # fmt: skip
 
     def keys(self, request: Request, tenant: str) -> Response:
-        """GET /{tenant}/discovery/v2.0/keys: access tokens are opaque, so no keys."""
+        """GET /{tenant}/discovery/v2.0/keys: access tokens are not really signed, so no keys."""
         self._check_tenant(tenant)
         return _json({"keys": []})
 
@@ -295,7 +636,8 @@ class LoginApp:
         self._check_tenant(tenant)
         return Response(
             "<!doctype html><title>Sandbox sign-in</title><p>The sandbox does not offer "
-            "browser sign-in. Use a client secret or the device code flow.</p>",
+            "browser sign-in. Use a client secret, a certificate, a federated token or the "
+            "device code flow.</p>",
             status=400,
             content_type="text/html; charset=utf-8",
         )
@@ -312,7 +654,7 @@ class LoginApp:
         """POST /{tenant}/oauth2/v2.0/devicecode: start a device code sign-in."""
         self._check_tenant(tenant)
         client_id = request.form.get("client_id", "")
-        self._check_client(client_id)
+        self._check_client(client_id, public=True)
         scopes = self._scopes(request.form.get("scope", ""))
         user_code = self.state.ids.choice("device", _USER_CODE_ALPHABET, 9)
         code = self.state.tokens.start_device_flow(client_id.lower(), scopes, user_code)
@@ -337,7 +679,7 @@ class LoginApp:
         self._check_tenant(tenant)
         grant = request.form.get("grant_type", "")
         if grant == "client_credentials":
-            return self._client_credentials(request)
+            return self._client_credentials(request, tenant)
         if grant == "urn:ietf:params:oauth:grant-type:device_code":
             return self._device_code_grant(request)
         if grant == "refresh_token":
@@ -352,16 +694,18 @@ class LoginApp:
             f"The app requested an unsupported grant type '{grant}'.",
         )  # fmt: skip
 
-    def _client_credentials(self, request: Request) -> Response:
+    def _client_credentials(self, request: Request, tenant: str) -> Response:
         client_id, secret = self._client_credentials_from(request)
         self._check_client(client_id)
-        if not secret:
+        if request.form.get("client_assertion") or request.form.get("client_assertion_type"):
+            credential = self._client_assertion(request, client_id.lower(), tenant)
+        elif not secret:
             raise _AadError(
                 401, "invalid_client", 7000218,
                 "The request body must contain the following parameter: 'client_assertion' "
                 "or 'client_secret'.",
             )  # fmt: skip
-        if not hmac.compare_digest(secret.encode(), self.state.client_secret.encode()):
+        elif not hmac.compare_digest(secret.encode(), self.state.client_secret.encode()):
             raise _AadError(
                 401,
                 "invalid_client",
@@ -370,6 +714,8 @@ class LoginApp:
                 "is the client secret value, not the client secret ID, for a secret added to "
                 f"app '{self.state.client_id}'.",
             )
+        else:
+            credential = "client_secret"
         raw_scope = request.form.get("scope", "")
         scopes = raw_scope.split()
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
@@ -382,13 +728,24 @@ class LoginApp:
                 "resource identifier (application ID URI).",
             )
         self._scopes(raw_scope)
+        roles = self.state.grants.granted_app_roles()
         token = self.state.tokens.issue_access_token(
             kind="app",
             client_id=self.state.client_id,
             audience=GRAPH_RESOURCE,
             scopes=tuple(scopes),
             subject=self.state.client_id,
-            roles=self.state.grants.granted_app_roles(),
+            roles=roles,
+            claims={
+                "iss": f"https://sts.windows.net/{self.state.tenant_id}/",
+                "tid": self.state.tenant_id,
+                "app_displayname": "Runbook app registration",
+                # 1: client secret, 2: certificate or federated assertion (as in Entra).
+                "appidacr": "1" if credential == "client_secret" else "2",
+            },
+        )
+        self.state.tokens.record_sign_in(
+            "client_credentials", self.state.client_id, credential, tuple(scopes), roles
         )
         return _json(
             {
@@ -401,7 +758,7 @@ class LoginApp:
 
     def _device_code_grant(self, request: Request) -> Response:
         client_id = request.form.get("client_id", "")
-        self._check_client(client_id)
+        self._check_client(client_id, public=True)
         code = self.state.tokens.poll_device_code(request.form.get("device_code", ""))
         if code is None or code.client_id != client_id.lower() or code.redeemed:
             raise _AadError(
@@ -423,7 +780,7 @@ class LoginApp:
 
     def _refresh_grant(self, request: Request) -> Response:
         client_id = request.form.get("client_id", "")
-        self._check_client(client_id)
+        self._check_client(client_id, public=True)
         grant = self.state.tokens.redeem_refresh_token(
             request.form.get("refresh_token", ""), client_id.lower()
         )
@@ -434,7 +791,7 @@ class LoginApp:
             )  # fmt: skip
         requested = request.form.get("scope")
         scopes = self._scopes(requested) if requested else grant.scopes
-        return self._user_tokens(client_id.lower(), scopes)
+        return self._user_tokens(client_id.lower(), scopes, "refresh_token")
 
     # -- WSGI -----------------------------------------------------------------------
 

@@ -33,8 +33,8 @@ from ._clock import SimClock
 from ._directory_seed import build_directory
 from ._engine import Engine
 from ._faults import FaultInjector, FaultRule
-from ._graph import GraphApp
 from ._grants import Grants
+from ._graph import GraphApp
 from ._handle_directory import DirectoryHandle
 from ._handle_provisioning import ProvisioningHandle
 from ._http import HttpsServer
@@ -42,9 +42,10 @@ from ._ids import IdFactory
 from ._iru import IRU_SCIM_PATH, IruApp
 from ._jobs import render_job
 from ._log import Redactor, RequestLog, RequestRecord, ServerName, logging_middleware
-from ._login import LoginApp
+from ._login import FEDERATED_AUDIENCE, AppCredentials, FederatedCredential, LoginApp
 from ._shapes import render_service_principal
 from ._state import TenantState
+from ._tokens import SignInRecord
 from ._worker import ProvisioningWorker
 
 __all__ = ["SANDBOX_APP_NAME", "SECRET_ENV_KEYS", "Sandbox", "SandboxConfig"]
@@ -102,6 +103,12 @@ class SandboxConfig:
         ``User.Read.All``) that no client of the tenant holds: the app registration
         lacks the app role and delegated consent never grants the scope, so Graph
         answers 403 where a call needs it (a tenant where an admin forgot one).
+    client_certificate_pem: a certificate (PEM; a private key beside it is ignored)
+        uploaded to the app registration from the start, for certificate sign-in;
+        :meth:`Sandbox.register_certificate` adds more at runtime.
+    federated_credentials: federated identity credentials on the app registration
+        (issuer, subject, audience) for workload identity sign-in;
+        :meth:`Sandbox.add_federated_credential` adds more at runtime.
     """
 
     seed: int = 1
@@ -122,6 +129,8 @@ class SandboxConfig:
     iru_api_token: str | None = field(default=None, repr=False)
     admin_token: str | None = field(default=None, repr=False)
     withheld_permissions: tuple[str, ...] = ()
+    client_certificate_pem: bytes | None = None
+    federated_credentials: tuple[FederatedCredential, ...] = ()
 
     def validate(self) -> None:
         """Raise ValueError for settings no sandbox can run with."""
@@ -148,7 +157,9 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
       :meth:`provisioning_logs`, :meth:`fast_forward`, :meth:`run_cycle`,
       :meth:`wait_idle`;
     * the Iru side: :meth:`scim_users`, :meth:`scim_groups`, :meth:`iru_users`;
-    * faults and the wire: :meth:`inject`, :meth:`clear_faults`, :meth:`requests`.
+    * faults and the wire: :meth:`inject`, :meth:`clear_faults`, :meth:`requests`;
+    * sign-in: :meth:`register_certificate`, :meth:`add_federated_credential`,
+      :meth:`sign_ins`.
     """
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
@@ -181,6 +192,12 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
         self.redactor.add(self.iru_api_token)
         self.redactor.add(self.admin_token)
         self.iru = IruApp(self.ids, self.scim_token, self.redactor, api_token=self.iru_api_token)
+        # The app registration's certificates and federated credentials (sign-in stand-in).
+        self.app_credentials = AppCredentials()
+        if self.config.client_certificate_pem:
+            self.app_credentials.add_certificate(self.config.client_certificate_pem)
+        for federated in self.config.federated_credentials:
+            self.app_credentials.add_federated_credential(federated)
         self.worker: ProvisioningWorker | None = None
         self._servers: dict[ServerName, HttpsServer] = {}
         self._own_dir: Path | None = None
@@ -214,7 +231,7 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
         self._ca_path = ca.write_ca_pem(directory / "ca.pem")
         server_context = ca.server_context()
 
-        login = LoginApp(self.state)
+        login = LoginApp(self.state, self.app_credentials)
         self._serve("login", login, server_context, self.config.login_port)
         login.origin = self._origin("login")
 
@@ -350,6 +367,27 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
         """That app registration's client secret."""
         return self.state.client_secret
 
+    def register_certificate(self, certificate: bytes) -> str:
+        """Upload a certificate (PEM or DER) to the app registration; returns its thumbprint.
+
+        Certificate sign-in then succeeds for assertions signed with its private key.
+        """
+        return self.app_credentials.add_certificate(certificate)
+
+    def add_federated_credential(
+        self, issuer: str, subject: str, audience: str = FEDERATED_AUDIENCE
+    ) -> FederatedCredential:
+        """Add a federated identity credential: tokens from ``issuer`` about ``subject``
+        (with ``audience``) may then be exchanged for the app's tokens."""
+        credential = FederatedCredential(issuer, subject, audience)
+        self.app_credentials.add_federated_credential(credential)
+        return credential
+
+    def sign_ins(self) -> list[SignInRecord]:
+        """Every token the sign-in stand-in issued: grant, client, credential, scopes asked
+        for and permissions granted (request bodies are never in :meth:`requests`)."""
+        return self.state.tokens.sign_ins()
+
     @property
     def app_name(self) -> str:
         """The display name the runbook should give the enterprise app."""
@@ -387,6 +425,9 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
     def _env(self) -> dict[str, str]:
         return {
             "RUNBOOK_TENANT_ID": self.tenant_id,
+            # Explicit, so a certificate or federated token file elsewhere in the
+            # environment cannot change how the runbook signs in to the sandbox.
+            "RUNBOOK_AUTH": "client-secret",
             "RUNBOOK_CLIENT_ID": self.client_id,
             "RUNBOOK_CLIENT_SECRET": self.client_secret,
             "RUNBOOK_AUTHORITY": self.authority,

@@ -2,18 +2,27 @@
 
 The sign-in server issues tokens, the Graph server checks them; this store is the
 only link between the two, like the signature check that links Entra ID and Graph.
-Tokens are opaque random strings (real ones are JWTs, but a client must never read
-an access token, so an opaque one keeps clients honest). Every token is registered
-with the :class:`~._log.Redactor` the moment it exists.
+Access tokens are shaped like Entra's (``header.payload.signature``, base64url) and
+carry the usual claims (``aud``, ``tid``, ``appid``, ``roles`` or ``scp``...), because
+a client may read them as a last resort when Graph will not say what it was granted.
+Their signature is random bytes, not a real signature: validity is decided only by
+looking the token up here, as a resource server would check Entra's signature. Every
+token is registered with the :class:`~._log.Redactor` the moment it exists.
+
+The store also keeps a log of successful sign-ins (:class:`SignInRecord`) so a test
+can see what a client asked for, which the request log (no bodies) cannot show.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from ._log import Redactor
 
@@ -22,6 +31,7 @@ __all__ = [
     "DEVICE_CODE_LIFETIME",
     "DeviceCode",
     "IssuedToken",
+    "SignInRecord",
     "TokenCheck",
     "TokenStore",
 ]
@@ -49,6 +59,38 @@ class IssuedToken:
     expires_at: float
     subject: str
     roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SignInRecord:
+    """One token the sign-in stand-in handed out, as a test wants to see it.
+
+    :param grant: the OAuth grant (``client_credentials``, ``device_code``,
+        ``refresh_token``).
+    :param client_id: the client that signed in.
+    :param credential: how the client proved itself: ``client_secret``,
+        ``certificate``, ``federated`` (workload identity) or ``public_client``.
+    :param requested: the scopes the client asked for, as sent.
+    :param granted: the permissions the token carries (``roles`` or ``scp``).
+    """
+
+    grant: str
+    client_id: str
+    credential: str
+    requested: tuple[str, ...]
+    granted: tuple[str, ...]
+    time: float
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _jwt(claims: Mapping[str, Any]) -> str:
+    """A token with Entra's JWT shape; the signature part is random (see the module doc)."""
+    header = {"typ": "JWT", "alg": "RS256", "kid": "sandbox-unsigned"}
+    parts = [_b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)]
+    return ".".join([*parts, _b64url(secrets.token_bytes(64))])
 
 
 @dataclass(slots=True)
@@ -84,6 +126,7 @@ class TokenStore:
     _tokens: dict[str, IssuedToken] = field(default_factory=dict)
     _refresh: dict[str, _RefreshGrant] = field(default_factory=dict)
     _device_codes: dict[str, DeviceCode] = field(default_factory=dict)
+    _sign_ins: list[SignInRecord] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def issue_access_token(
@@ -96,16 +139,54 @@ class TokenStore:
         subject: str,
         lifetime: int = ACCESS_TOKEN_LIFETIME,
         roles: tuple[str, ...] = (),
+        claims: Mapping[str, Any] | None = None,
     ) -> str:
-        """Create, remember and return a new opaque access token."""
-        token = secrets.token_urlsafe(48)
+        """Create, remember and return a new JWT-shaped access token.
+
+        ``claims`` are added to the ones derived from the arguments (``aud``, ``appid``,
+        ``sub``, times, and ``roles`` for app tokens or ``scp`` for user tokens).
+        """
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "aud": audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "appid": client_id,
+            "sub": subject,
+            "idtyp": kind,
+            "uti": secrets.token_urlsafe(16),
+            "ver": "1.0",
+        }
+        if kind == "app":
+            payload["roles"] = list(roles)
+        else:
+            payload["scp"] = " ".join(scopes)
+        payload.update(claims or {})
+        token = _jwt(payload)
         self.redactor.add(token)
-        issued = IssuedToken(
-            kind, client_id, audience, scopes, time.time() + lifetime, subject, roles
-        )
+        issued = IssuedToken(kind, client_id, audience, scopes, now + lifetime, subject, roles)
         with self._lock:
             self._tokens[token] = issued
         return token
+
+    def record_sign_in(
+        self,
+        grant: str,
+        client_id: str,
+        credential: str,
+        requested: tuple[str, ...],
+        granted: tuple[str, ...],
+    ) -> None:
+        """Remember one successful sign-in (see :class:`SignInRecord`)."""
+        record = SignInRecord(grant, client_id, credential, requested, granted, time.time())
+        with self._lock:
+            self._sign_ins.append(record)
+
+    def sign_ins(self) -> list[SignInRecord]:
+        """A copy of the sign-in log, oldest first."""
+        with self._lock:
+            return list(self._sign_ins)
 
     def issue_refresh_token(self, client_id: str, scopes: tuple[str, ...], subject: str) -> str:
         """Create and return a refresh token for a signed-in user."""

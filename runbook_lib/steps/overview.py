@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import ClassVar
 from urllib.parse import urlsplit
 
+from .._auth import auth_method, sign_in_kind, sign_in_problems
 from .._checks import Change, CheckResult
 from .._exceptions import ConfigurationError
 from .._settings import require_secret
@@ -38,23 +39,21 @@ class Prerequisites(Step):
             else:
                 checks.append(CheckResult.failed(title, "not set", fix, self.name))
 
-        need(
-            s.tenant_id,
-            "Tenant (RUNBOOK_TENANT_ID)",
-            s.tenant_id,
-            "Copy the Directory (tenant) ID from Entra admin center > Overview.",
-        )
-        need(
-            s.client_id,
-            "App registration (RUNBOOK_CLIENT_ID)",
-            s.client_id,
-            "Register an app (or use an existing one) and copy its Application (client) ID.",
-        )
-        if s.client_secret is not None:
-            checks.append(CheckResult.passed("Sign-in method", "client secret (app-only)"))
-        else:
+        method = auth_method(s)
+        problems = sign_in_problems(s)
+        for problem, fix in problems:
+            checks.append(CheckResult.failed("Sign-in settings", problem, fix, self.name))
+        if not problems:
+            who = (
+                f"app registration {s.client_id}"
+                if sign_in_kind(s) == "application"
+                else f"you, through {'app ' + s.client_id if s.client_id else 'Microsoft Graph Command Line Tools'}"
+            )
             checks.append(
-                CheckResult.passed("Sign-in method", "device code (you will be asked to sign in)")
+                CheckResult.passed(
+                    "Sign-in method (RUNBOOK_AUTH)",
+                    f"{method} as {who}, tenant {s.tenant_id}",
+                )
             )
         scheme = urlsplit(s.scim_url).scheme
         if not s.scim_url:
