@@ -75,7 +75,7 @@ def test_error_body_keeps_code_message_and_request_id() -> None:
     err = info.value
     assert (err.status, err.code, err.request_id) == (403, "Authorization_RequestDenied", "rid-1")
     assert "Insufficient privileges" in str(err)
-    assert "Application.ReadWrite.All" in err.remediation
+    assert "Synchronization.ReadWrite.All" in err.remediation  # the call's own permission
 
 
 def test_a_secret_echoed_by_the_server_is_redacted() -> None:

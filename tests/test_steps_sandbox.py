@@ -35,7 +35,13 @@ def rb(sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runbook]:
 def test_prerequisites_and_connect_pass_on_the_sandbox(rb: Runbook, sandbox) -> None:
     assert Prerequisites(rb).run().ok
     result = Connect(rb).run()
-    assert result.ok and len(result.checks) == 3
+    assert result.ok
+    assert [c.title for c in result.checks] == [
+        "Signed in to Entra ID",
+        "Microsoft Graph answers",
+        "Microsoft Graph permissions",
+        "Iru SCIM endpoint answers like Entra expects",
+    ]
     assert graph_writes(sandbox) == []
 
 
@@ -50,6 +56,7 @@ def test_create_then_configure_then_nothing_to_do(rb: Runbook, sandbox) -> None:
     assert configured.ok, configured
     assert {c.target for c in configured.planned} == {
         "provisioning job",
+        "connection to Iru SCIM",
         "Tenant URL (BaseAddress)",
         "Secret token (SecretToken)",
     }
@@ -104,11 +111,13 @@ def test_wrong_token_fails_test_connection_and_saves_nothing(
     with Runbook(load_settings()) as bad:
         with pytest.raises(StepError) as info:
             ConfigureProvisioning(bad).run()
-    assert "nothing was saved" in info.value.message
+    assert "were not saved" in info.value.message
     assert "RUNBOOK_SCIM_TOKEN" in info.value.remediation
     assert "a-wrong-token-for-test" not in str(info.value)
+    # Microsoft's order: the job exists (Test connection runs on it), nothing is saved in it.
     sp_id = sandbox.service_principals()[0]["id"]
-    assert sandbox.jobs(sp_id) == [] and sandbox.secrets(sp_id) == {}
+    assert [j["templateId"] for j in sandbox.jobs(sp_id)] == ["scim"]
+    assert sandbox.secrets(sp_id) == {}
 
 
 def test_a_changed_scim_url_is_planned_and_applied(rb: Runbook, sandbox, monkeypatch) -> None:
