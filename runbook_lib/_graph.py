@@ -82,6 +82,10 @@ def user_key(key: str) -> str:
 
 
 def _remediation(status: int, code: str, method: str = "", path: str = "") -> str:
+    if status == 401 and "/synchronization" in path and code in ("", "UnknownError"):
+        # Graph refuses a synchronization call that lacks a permission or role with a bare
+        # 401 UnknownError rather than a 403.
+        return _permission_hint(method, path)
     if status == 401:
         return (
             "The access token was refused: check that RUNBOOK_GRAPH_URL and RUNBOOK_AUTHORITY "

@@ -260,7 +260,20 @@ def test_user_writes_through_graph(sandbox_graph: httpx.Client, sandbox: Sandbox
     restored = sandbox_graph.post(f"/directory/deletedItems/{lee['id']}/restore")
     assert restored.status_code == 200 and restored.json()["deletedDateTime"] is None
     sandbox_graph.delete(f"/users/{lee['id']}")
-    assert sandbox_graph.delete(f"/directory/deletedItems/{lee['id']}").status_code == 204
+    # Purging a user is not supported app-only (directory-deleteditems-delete.md): 403; a
+    # signed-in User Administrator with User.ReadWrite.All may.
+    assert sandbox_graph.delete(f"/directory/deletedItems/{lee['id']}").status_code == 403
+    admin = sandbox.state.tokens.issue_access_token(
+        kind="user",
+        client_id="14d82eec-204b-4c2f-b7e8-296a70dab67e",
+        audience="https://graph.microsoft.com",
+        scopes=("User.ReadWrite.All",),
+        subject=sandbox.state.admin_object_id,
+    )
+    purged = sandbox_graph.delete(
+        f"/directory/deletedItems/{lee['id']}", headers={"Authorization": f"Bearer {admin}"}
+    )
+    assert purged.status_code == 204, purged.text
     assert sandbox_graph.get(f"/directory/deletedItems/{lee['id']}").status_code == 404
     with pytest.raises(KeyError):
         sandbox.user("lee.gu@sandbox.example")

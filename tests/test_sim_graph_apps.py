@@ -15,6 +15,8 @@ from runbook_lib.sim import Sandbox, SandboxConfig
 TEMPLATE = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
 INSTANTIATE = f"/applicationTemplates/{TEMPLATE}/instantiate"
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# Microsoft Graph, the runbook's app registration and Graph Command Line Tools.
+BUILTIN_SERVICE_PRINCIPALS = 3
 
 
 def _assert_graph_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -211,7 +213,11 @@ def test_select_limits_the_properties(
         "/servicePrincipals", params={"$select": "id,appId,displayName"}
     ).json()
     assert listed["@odata.context"].endswith("$metadata#servicePrincipals(id,appId,displayName)")
-    assert listed["value"] == [{"id": sp["id"], "appId": sp["appId"], "displayName": "Selected"}]
+    # After the tenant's built-in service principals (Microsoft Graph, the runbook's own app
+    # registration, Graph Command Line Tools), which every tenant has.
+    assert len(listed["value"]) == 1 + BUILTIN_SERVICE_PRINCIPALS
+    assert listed["value"][-1] == {"id": sp["id"], "appId": sp["appId"], "displayName": "Selected"}
+    assert all(set(item) == {"id", "appId", "displayName"} for item in listed["value"])
     one = sandbox_graph.get(f"/servicePrincipals/{sp['id']}", params={"$select": "appRoles"}).json()
     assert set(one) == {"@odata.context", "appRoles"}
     bad = sandbox_graph.get("/servicePrincipals", params={"$select": "nope"})
@@ -240,7 +246,9 @@ def test_paging_follows_next_links(sandbox_app_token: Callable[[Sandbox], str]) 
         first = graph.get(sb.graph_url + "/servicePrincipals").json()
         assert len(first["value"]) == 100
         second = graph.get(first["@odata.nextLink"]).json()
-        assert len(second["value"]) == 5 and "@odata.nextLink" not in second
+        # 105 apps after the tenant's built-in service principals.
+        assert len(second["value"]) == 5 + BUILTIN_SERVICE_PRINCIPALS
+        assert "@odata.nextLink" not in second
 
         names: list[str] = []
         url: str | None = sb.graph_url + "/servicePrincipals?$top=40&$select=displayName"
@@ -257,7 +265,7 @@ def test_paging_follows_next_links(sandbox_app_token: Callable[[Sandbox], str]) 
                 assert query["$top"] == ["40"] and query["$select"] == ["displayName"]
                 assert "$skiptoken" in query
         assert pages == 3
-        assert names == [f"App {n:03}" for n in range(105)]
+        assert names[BUILTIN_SERVICE_PRINCIPALS:] == [f"App {n:03}" for n in range(105)]
 
         bad = graph.get(sb.graph_url + "/servicePrincipals", params={"$skiptoken": "garbage"})
         _assert_graph_error(bad, 400, "Request_BadRequest")

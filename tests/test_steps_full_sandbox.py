@@ -174,3 +174,25 @@ def test_disable_then_delete_demo(rb: Runbook, sandbox) -> None:
     assert purges == []
     again = Considerations(rb, demo_user="lee.gu@sandbox.example", run_demo=True).run()
     assert again.applied == [] and again.ok
+
+
+def test_a_user_administrator_signed_in_with_a_device_code_sees_the_purge(
+    sandbox, monkeypatch
+) -> None:
+    from runbook_lib._auth import GRAPH_CLI_CLIENT_ID
+
+    for key, value in {**sandbox.env(), "RUNBOOK_POLL_INTERVAL": "0.05"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RUNBOOK_CLIENT_SECRET")
+    monkeypatch.setenv("RUNBOOK_AUTH", "device-code")
+    # The admin consented to the demo's permission once, besides the runbook's own scopes.
+    sandbox.state.grants.consent(GRAPH_CLI_CLIENT_ID, ("User.ReadWrite.All",))
+    with Runbook(load_settings()) as rb:
+        assert all(r.ok for r in setup_through_assign(rb))
+        demo = Considerations(
+            rb, demo_user="lee.gu@sandbox.example", run_demo=True, timeout_minutes=1
+        ).run()
+    assert demo.ok, demo
+    assert [a.action for a in demo.applied] == ["provision", "disable", "delete", "purge"]
+    assert [c.status for c in demo.checks] == [Status.PASS] * 4
+    assert "lee.gu@sandbox.example" not in {u["userName"].lower() for u in sandbox.scim_users()}

@@ -7,9 +7,10 @@ readable by the owner, so they never end up in a terminal scroll-back, a CI log 
 screenshot.
 
 Options shape the simulated tenant (``--users``, ``--groups``, ``--tier``), the
-provisioning schedule (``--cycle-seconds``) and injected faults (``--fault``,
-``--latency-ms``); the admin routes (``RUNBOOK_SANDBOX_ADMIN_URL``) then let a second
-terminal fast-forward time or change the directory while the sandbox runs.
+provisioning schedule (``--cycle-seconds``), injected faults (``--fault``,
+``--latency-ms``) and the Microsoft Graph permissions an admin forgot to grant
+(``--without-permission``); the admin routes (``RUNBOOK_SANDBOX_ADMIN_URL``) then let a
+second terminal fast-forward time or change the directory while the sandbox runs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from ._faults import FaultRule, parse_fault
+from ._grants import GRAPH_PERMISSIONS
 from ._sandbox import SECRET_ENV_KEYS, TIERS, Sandbox, SandboxConfig
 
 __all__ = [
@@ -33,9 +35,29 @@ __all__ = [
     "add_sim_arguments",
     "config_from_environment",
     "faults_from_arguments",
+    "permission_name",
     "run_sim",
     "write_env_file",
 ]
+
+
+def _unknown_permission(name: str) -> str:
+    return f"unknown Microsoft Graph permission {name!r}; the sandbox knows: " + ", ".join(
+        sorted(GRAPH_PERMISSIONS)
+    )
+
+
+def permission_name(value: str) -> str:
+    """``--without-permission``'s type: a catalogue name, spelled as Graph spells it.
+
+    Case does not matter on the command line (``user.read.all`` is User.Read.All); an
+    unknown name is a usage error that lists the names the sandbox knows.
+    """
+    wanted = value.strip().casefold()
+    for name in GRAPH_PERMISSIONS:
+        if name.casefold() == wanted:
+            return name
+    raise argparse.ArgumentTypeError(_unknown_permission(value))
 
 
 def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +148,14 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
         "--jitter-ms", type=float, default=0.0, metavar="MS",
         help="Add up to MS more milliseconds of random (seeded) latency.",
     )  # fmt: skip
+    parser.add_argument(
+        "--without-permission", action="append", default=[], metavar="NAME",
+        type=permission_name, dest="without_permission",
+        help="Rehearse a tenant where the admin did not grant the Microsoft Graph "
+        "permission NAME (e.g. User.Read.All): the app registration lacks it, and the "
+        "broader permissions that include it, and consent never grants them, so Graph "
+        "refuses the calls that need it. Repeatable.",
+    )  # fmt: skip
 
 
 def faults_from_arguments(
@@ -157,14 +187,19 @@ def config_from_environment(
     cycle_seconds: float | None = None,
     assignment_reads: int = 1,
     faults: tuple[FaultRule, ...] = (),
+    withheld_permissions: tuple[str, ...] = (),
 ) -> SandboxConfig:
     """Build a :class:`SandboxConfig`, adopting a RUNBOOK_SCIM_TOKEN already set.
 
     When the admin's shell already holds a SCIM token (from an earlier env file, or
     their own choice), the sandbox accepts that token, so the settings they have stay
     valid; RUNBOOK_IRU_API_TOKEN is adopted the same way. Nothing else is taken from
-    the environment.
+    the environment. ``withheld_permissions`` must be names from the sandbox's Microsoft
+    Graph catalogue (ValueError otherwise, listing the known names).
     """
+    unknown = [name for name in withheld_permissions if name not in GRAPH_PERMISSIONS]
+    if unknown:
+        raise ValueError(_unknown_permission(unknown[0]))
     env = os.environ if environ is None else environ
     token = env.get("RUNBOOK_SCIM_TOKEN") or None
     return SandboxConfig(
@@ -183,6 +218,7 @@ def config_from_environment(
         assignment_reads=assignment_reads,
         faults=faults,
         iru_api_token=env.get("RUNBOOK_IRU_API_TOKEN") or None,
+        withheld_permissions=tuple(dict.fromkeys(withheld_permissions)),
     )
 
 
@@ -231,6 +267,12 @@ def _announce(sandbox: Sandbox, env_file: Path | None, out: TextIO) -> None:
             file=out,
         )
     config = sandbox.config
+    if config.withheld_permissions:
+        print(
+            "Microsoft Graph permissions withheld (calls that need them are refused): "
+            + ", ".join(config.withheld_permissions),
+            file=out,
+        )
     print(
         f"Tenant: {config.users} users, {config.groups} groups, tier {config.tier}; "
         + (
@@ -265,6 +307,7 @@ def _config_from_arguments(args: argparse.Namespace) -> SandboxConfig:
             getattr(args, "latency_ms", 0.0),
             getattr(args, "jitter_ms", 0.0),
         ),
+        withheld_permissions=tuple(getattr(args, "without_permission", []) or ()),
     )
 
 

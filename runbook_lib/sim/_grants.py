@@ -12,7 +12,9 @@ the runbook.
 * :class:`Grants` is the tenant's consent state: the app roles granted to the runbook's
   app registration, the delegated scopes each public client was consented to, and the
   admin's directory roles. ``withheld`` removes permissions everywhere, so a test can
-  rehearse a tenant where an admin forgot one.
+  rehearse a tenant where an admin forgot one; it also removes the broader permissions
+  that include a withheld one (:data:`INCLUDED_IN`), since a tenant that holds
+  User.ReadWrite.All has not really forgotten User.Read.All.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ __all__ = [
     "DIRECTORY_ROLE_TEMPLATES",
     "GRAPH_CLI_CLIENT_ID",
     "GRAPH_PERMISSIONS",
+    "INCLUDED_IN",
     "GraphPermission",
     "Grants",
     "RUNBOOK_DEFAULT_APP_ROLES",
+    "SANDBOX_EXTRA_APP_ROLES",
+    "blocked_by",
 ]
 
 GRAPH_CLI_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
@@ -118,6 +123,31 @@ GRAPH_PERMISSIONS: dict[str, GraphPermission] = {
             "DelegatedPermissionGrant.Read.All", None, "a197cdc4-a8e7-4d49-9d4b-a0f6e2ee4f5c"
         ),
         GraphPermission("User.Read", None, "e1fe6dd8-ba31-4d61-89e7-88639da4683d"),
+        GraphPermission(
+            "User.ReadBasic.All",
+            "97235f07-e226-4f63-ace3-39588e11d3a1",
+            "b340eb25-3456-403f-be2f-af7a0d370277",
+        ),
+        GraphPermission(
+            "Group.ReadWrite.All",
+            "62a82d76-70ea-41e2-9197-370581804d09",
+            "4e46008b-f24c-477d-8fff-7bb4ec7aafe0",
+        ),
+        GraphPermission(
+            "GroupMember.ReadWrite.All",
+            "dbaae8cf-10b5-4b86-a4a1-f871c94c6695",
+            "f81125ac-d3b7-4573-a3b2-7099cc39df9e",
+        ),
+        GraphPermission(
+            "Organization.Read.All",
+            "498476ce-e0fe-48b0-b801-37ba7e2685c6",
+            "4908d5b9-3fb2-4b1e-9336-1888b7937185",
+        ),
+        GraphPermission(
+            "RoleManagement.Read.Directory",
+            "483bed4a-2ad3-4361-a73b-c83ccdbdc53c",
+            "741c54c3-0c1e-44a1-818b-3f97ab4e8c83",
+        ),
     )
 }
 
@@ -133,6 +163,15 @@ RUNBOOK_DEFAULT_APP_ROLES: tuple[str, ...] = (
     "User.ReadWrite.All",
 )
 
+# Also granted by default, though the runbook never needs them: the sandbox's own tests act
+# as a tenant admin through Graph (creating groups and memberships, reading the licences),
+# and Graph now checks those calls too. Withhold them like any other permission.
+SANDBOX_EXTRA_APP_ROLES: tuple[str, ...] = ("Group.ReadWrite.All", "Organization.Read.All")
+
+# Application.ReadWrite.OwnedBy is in the catalogue (so it can be listed and granted) but is
+# not granted by default: it only reaches apps the client owns, and the sandbox does not
+# record owners, so it never satisfies a call on an existing app (see _graph_permissions).
+
 # Built-in directory role templates (Entra's role ids, the same in every tenant).
 DIRECTORY_ROLE_TEMPLATES: dict[str, str] = {
     "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
@@ -141,6 +180,35 @@ DIRECTORY_ROLE_TEMPLATES: dict[str, str] = {
     "User Administrator": "fe930be7-5e62-47db-91af-98c3a49a38b1",
     "Privileged Role Administrator": "e8611ab8-c189-46e8-94e1-60213ab1f814",
 }
+
+# Broader permissions that include a narrower one (narrower -> broader), as the permissions
+# reference describes them: a ReadWrite permission reads too, a Directory-wide read covers
+# users, groups and apps, reading whole groups covers their memberships.
+INCLUDED_IN: dict[str, tuple[str, ...]] = {
+    "User.ReadBasic.All": ("User.Read.All",),
+    "User.Read.All": ("User.ReadWrite.All", "Directory.Read.All"),
+    "GroupMember.Read.All": ("GroupMember.ReadWrite.All", "Group.Read.All", "Directory.Read.All"),
+    "GroupMember.ReadWrite.All": ("Group.ReadWrite.All",),
+    "Group.Read.All": ("Group.ReadWrite.All", "Directory.Read.All"),
+    "Application.Read.All": ("Application.ReadWrite.All", "Directory.Read.All"),
+    "Directory.Read.All": ("Directory.ReadWrite.All",),
+    "Synchronization.Read.All": ("Synchronization.ReadWrite.All",),
+    "RoleManagement.Read.Directory": ("Directory.Read.All",),
+    "Organization.Read.All": ("Directory.Read.All",),
+}
+
+
+def blocked_by(withheld: frozenset[str]) -> frozenset[str]:
+    """``withheld`` plus every permission that includes one of them, transitively."""
+    blocked = set(withheld)
+    pending = list(withheld)
+    while pending:
+        for broader in INCLUDED_IN.get(pending.pop(), ()):
+            if broader not in blocked:
+                blocked.add(broader)
+                pending.append(broader)
+    return frozenset(blocked)
+
 
 ADMIN_DEFAULT_ROLES: tuple[str, ...] = ("Application Administrator", "User Administrator")
 """The sandbox admin's roles: enough for the runbook and its disable/delete demo."""
@@ -153,13 +221,17 @@ class Grants:
     :param app_roles: application permissions granted (admin-consented) to the runbook's
         own app registration.
     :param admin_roles: directory roles of the signed-in sandbox admin.
-    :param withheld: permission names no client holds, whatever is asked or granted.
+    :param withheld: permission names no client holds, whatever is asked or granted;
+        :attr:`blocked` adds the broader permissions that include them.
     """
 
-    app_roles: set[str] = field(default_factory=lambda: set(RUNBOOK_DEFAULT_APP_ROLES))
+    app_roles: set[str] = field(
+        default_factory=lambda: set(RUNBOOK_DEFAULT_APP_ROLES + SANDBOX_EXTRA_APP_ROLES)
+    )
     admin_roles: tuple[str, ...] = ADMIN_DEFAULT_ROLES
     withheld: frozenset[str] = frozenset()
     delegated: dict[str, set[str]] = field(default_factory=dict)
+    blocked: frozenset[str] = field(init=False, default=frozenset())
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -169,12 +241,13 @@ class Grants:
                 f"unknown Microsoft Graph permission(s) {', '.join(unknown)}; the sandbox "
                 f"knows {', '.join(sorted(GRAPH_PERMISSIONS))}"
             )
-        self.app_roles -= set(self.withheld)
+        self.blocked = blocked_by(frozenset(self.withheld))
+        self.app_roles -= set(self.blocked)
 
     def granted_app_roles(self) -> tuple[str, ...]:
         """The application permissions an app-only token of the runbook's app carries."""
         with self._lock:
-            return tuple(sorted(self.app_roles - self.withheld))
+            return tuple(sorted(self.app_roles - self.blocked))
 
     def consent(self, client_id: str, requested: tuple[str, ...]) -> tuple[str, ...]:
         """Record consent for ``requested`` delegated scopes; return what the client now holds.
@@ -190,11 +263,11 @@ class Grants:
                 for name in requested
                 if name in GRAPH_PERMISSIONS
                 and GRAPH_PERMISSIONS[name].scope_id is not None
-                and name not in self.withheld
+                and name not in self.blocked
             }
             return tuple(sorted(held))
 
     def delegated_scopes(self, client_id: str) -> tuple[str, ...]:
         """The delegated scopes ``client_id`` was consented to (empty when none)."""
         with self._lock:
-            return tuple(sorted(self.delegated.get(client_id.lower(), set()) - self.withheld))
+            return tuple(sorted(self.delegated.get(client_id.lower(), set()) - self.blocked))

@@ -1,9 +1,12 @@
-"""The Microsoft Graph stand-in: routing, authentication and the app endpoints.
+"""The Microsoft Graph stand-in: routing, authentication, permissions and the app endpoints.
 
 Serves the subset of ``https://graph.microsoft.com/v1.0`` the runbook uses. Every
-request must carry a bearer token the sandbox's sign-in server issued for Graph;
-the routing table is a werkzeug :class:`~werkzeug.routing.Map`, so later endpoints
-(app role assignments, schema, job control, provisioning logs) are one rule each.
+request must carry a bearer token the sandbox's sign-in server issued for Graph, and,
+as in Graph, the token must hold the permissions the route's reference page documents
+(and a delegated caller the directory roles it names): :mod:`._graph_permissions` has one
+entry per route and the check runs before the handler, for direct requests and for each
+``$batch`` sub-request alike. The routing table is a werkzeug
+:class:`~werkzeug.routing.Map`, so later endpoints are one rule (and one entry) each.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from . import _graph_assignments as assignments
 from . import _graph_audit as audit
 from . import _graph_directory as directory
 from . import _graph_directory_writes as writes
+from . import _graph_grants as grants
 from . import _graph_jobs as jobs
+from . import _graph_permissions as permissions
 from . import _graph_sync as sync
 from ._faults import FaultInjector, error_body
 from ._graph_batch import run_batch
@@ -97,7 +102,12 @@ def _entity_set(name: str, select: tuple[str, ...]) -> str:
 
 
 def list_service_principals(call: GraphCall) -> Response:
-    """GET /servicePrincipals with $filter, $select, $top and paging."""
+    """GET /servicePrincipals with $filter, $select, $top and paging.
+
+    The tenant's built-in service principals (Microsoft Graph, the runbook's own app
+    registration, Graph Command Line Tools) come first, then the apps created through
+    Graph, in creation order.
+    """
     query = parse_list_query(call.request.args, _SERVICE_PRINCIPAL_PROPERTIES)
     tenant_id = call.state.tenant_id
     predicate = query.predicate
@@ -105,13 +115,15 @@ def list_service_principals(call: GraphCall) -> Response:
     def matches(sp: ServicePrincipal) -> bool:
         return predicate is None or predicate(render_service_principal(sp, tenant_id))
 
-    found = call.state.list_service_principals(matches)
+    builtins = [
+        sp for sp in grants.render_builtins(call.state) if predicate is None or predicate(sp)
+    ]
+    created = call.state.list_service_principals(matches)
+    found = builtins + [render_service_principal(sp, tenant_id) for sp in created]
     page = found[query.offset : query.offset + query.top]
     body: dict[str, Any] = {
         "@odata.context": call.context(_entity_set("servicePrincipals", query.select)),
-        "value": [
-            apply_select(render_service_principal(sp, tenant_id), query.select) for sp in page
-        ],
+        "value": [apply_select(sp, query.select) for sp in page],
     }
     next_offset = query.offset + query.top
     if next_offset < len(found):
@@ -126,12 +138,17 @@ def list_service_principals(call: GraphCall) -> Response:
 def get_service_principal(call: GraphCall, sp_id: str) -> Response:
     """GET /servicePrincipals/{id} (404 until the new object has replicated)."""
     select = parse_select(call.request.args.get("$select"), _SERVICE_PRINCIPAL_PROPERTIES)
-    sp = call.state.read_service_principal(sp_id)
-    if sp is None:
-        raise not_found(sp_id)
+    builtin = grants.builtin_principal(call.state, sp_id)
+    if builtin is not None:
+        rendered = grants.render_builtin(builtin)
+    else:
+        sp = call.state.read_service_principal(sp_id)
+        if sp is None:
+            raise not_found(sp_id)
+        rendered = render_service_principal(sp, call.state.tenant_id)
     body = {
         "@odata.context": call.context(_entity_set("servicePrincipals", select) + "/$entity"),
-        **apply_select(render_service_principal(sp, call.state.tenant_id), select),
+        **apply_select(rendered, select),
     }
     return json_response(call, body)
 
@@ -175,6 +192,8 @@ def _rules(batch: Handler) -> list[Rule]:
         ("/v1.0/users/$count", "GET", directory.count_users),
         ("/v1.0/users", "POST", writes.create_user),
         ("/v1.0/users/<user_key>", "GET", directory.get_user),
+        # user-get.md: a userPrincipalName starting with "$" goes in the key form users('...').
+        ("/v1.0/users(<user_key>)", "GET", directory.get_user),
         ("/v1.0/users/<user_key>", "PATCH", writes.update_user),
         ("/v1.0/users/<user_key>", "DELETE", writes.delete_user),
         ("/v1.0/groups", "GET", directory.list_groups),
@@ -239,8 +258,23 @@ def _rules(batch: Handler) -> list[Rule]:
         ("/v1.0/subscribedSkus", "GET", subscribed_skus),
         (_SYNC + "/secrets", "GET", sync.get_secrets),
         (_SYNC + "/secrets", "PUT", sync.put_secrets),
+        (_SP + "/appRoleAssignments", "GET", grants.list_app_role_assignments),
+        ("/v1.0/oauth2PermissionGrants", "GET", grants.list_oauth2_permission_grants),
+        ("/v1.0/me", "GET", grants.get_me),
+        ("/v1.0/me/memberOf", "GET", grants.list_my_memberships),
+        (
+            "/v1.0/me/memberOf/microsoft.graph.directoryRole",
+            "GET",
+            grants.list_my_directory_roles,
+        ),
     ]
     return [Rule(path, methods=[method], endpoint=handler) for path, method, handler in routes]
+
+
+def _route_key(rule: Rule) -> tuple[str, str]:
+    """``(method, path)`` of a rule, as :data:`._graph_permissions.ROUTE_PERMISSIONS` keys it."""
+    methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+    return methods[0], rule.rule
 
 
 class GraphApp:
@@ -258,7 +292,11 @@ class GraphApp:
         self.authority = authority.rstrip("/")
         self.probe_context = probe_context
         self.faults = faults
-        self.url_map = Map(_rules(self._batch), strict_slashes=False, merge_slashes=False)
+        rules = _rules(self._batch)
+        missing = permissions.missing_routes(_route_key(rule) for rule in rules)
+        if missing:
+            raise RuntimeError(f"Graph routes without a permission entry: {missing}")
+        self.url_map = Map(rules, strict_slashes=False, merge_slashes=False)
 
     def _batch(self, call: GraphCall) -> Response:
         return run_batch(call, self._dispatch_sub_request)
@@ -303,11 +341,15 @@ class GraphApp:
         try:
             issued = self._authenticate(request)
             adapter = self.url_map.bind_to_environ(request.environ)
-            handler, args = adapter.match()
+            rule, args = adapter.match(return_rule=True)
+            # Every rule of _rules() has an entry (checked at start-up); a rule added to the
+            # map later, by a test, is served unchecked.
+            entry = permissions.ROUTE_PERMISSIONS.get(_route_key(rule))
+            permissions.enforce(entry, issued, self.state, request, args)
             call = GraphCall(
                 request, self.state, issued, request_id, client_request_id, self.probe_context
             )
-            return handler(call, **args)  # type: ignore[no-any-return]
+            return rule.endpoint(call, **args)  # type: ignore[no-any-return]
         except GraphError as error:
             return error_response(
                 error.status,

@@ -53,6 +53,20 @@ def _require_credentials(sp: ServicePrincipal) -> None:
         )
 
 
+def _no_body(call: GraphCall, action: str) -> None:
+    """Refuse a request body where the reference page says "Don't supply a request body".
+
+    start and pause take no parameters; a body, even ``{}``, is a payload Graph has no
+    parameter to bind to, and it answers 400.
+    """
+    if call.request.get_data(cache=True).strip():
+        raise GraphError(
+            400,
+            "BadRequest",
+            f"The action '{action}' takes no request body; send the POST without one.",
+        )
+
+
 def _activate(call: GraphCall, run: JobRun) -> None:
     run.schedule_state = "Active"
     run.kicked = True
@@ -60,8 +74,12 @@ def _activate(call: GraphCall, run: JobRun) -> None:
 
 
 def start_job(call: GraphCall, sp_id: str, job_id: str) -> Response:
-    """POST .../jobs/{id}/start: resume the schedule; a cycle follows shortly."""
+    """POST .../jobs/{id}/start: resume the schedule; a cycle follows shortly.
+
+    synchronization-synchronizationjob-start.md: no request body (400 otherwise).
+    """
     sp, job = job_of(call, sp_id, job_id)
+    _no_body(call, "start")
     with call.state.lock:
         _require_credentials(sp)
         run = job.run
@@ -72,8 +90,12 @@ def start_job(call: GraphCall, sp_id: str, job_id: str) -> Response:
 
 
 def pause_job(call: GraphCall, sp_id: str, job_id: str) -> Response:
-    """POST .../jobs/{id}/pause: stop scheduling cycles (a running one finishes)."""
+    """POST .../jobs/{id}/pause: stop scheduling cycles (a running one finishes).
+
+    synchronization-synchronizationjob-pause.md: no request body (400 otherwise).
+    """
     _, job = job_of(call, sp_id, job_id)
+    _no_body(call, "pause")
     with call.state.lock:
         job.run.schedule_state = "Paused"
         job.run.kicked = False

@@ -177,7 +177,13 @@ def _validate(call: GraphCall, sp: ServicePrincipal, body: dict[str, Any]) -> Re
 
 
 def validate_credentials(call: GraphCall, sp_id: str) -> Response:
-    """POST .../synchronization/jobs/validateCredentials (before any job exists)."""
+    """POST .../synchronization/jobs/validateCredentials (before any job exists).
+
+    Not documented: no v1.0 reference page describes this collection-level action, though
+    it exists in Graph's v1.0 metadata (with ``applicationIdentifier``, ``templateId``,
+    ``useSavedCredentials`` and ``credentials``). The documented call is the job-level
+    :func:`validate_job_credentials`; this one stays for clients that still use it.
+    """
     sp = _service_principal(call, sp_id)
     body = read_json(call.request)
     if "templateId" in body:
@@ -185,12 +191,30 @@ def validate_credentials(call: GraphCall, sp_id: str) -> Response:
     return _validate(call, sp, body)
 
 
+# synchronization-synchronizationjob-validatecredentials.md: the request body's parameters.
+_JOB_VALIDATE_PARAMETERS = frozenset({"useSavedCredentials", "credentials"})
+
+
 def validate_job_credentials(call: GraphCall, sp_id: str, job_id: str) -> Response:
-    """POST .../synchronization/jobs/{jobId}/validateCredentials."""
+    """POST .../synchronization/jobs/{jobId}/validateCredentials.
+
+    The page documents two parameters, ``useSavedCredentials`` and ``credentials``; any
+    other property is refused with a 400, as Graph refuses parameters an action does not
+    declare.
+    """
     sp = _service_principal(call, sp_id)
     if job_id not in sp.jobs:
         raise not_found(job_id)
-    return _validate(call, sp, read_json(call.request))
+    body = read_json(call.request)
+    for name in body:
+        if name not in _JOB_VALIDATE_PARAMETERS and not name.startswith("@odata."):
+            raise GraphError(
+                400,
+                "BadRequest",
+                f"The parameter '{name}' in the request payload is not a valid parameter "
+                "for the operation 'validateCredentials'.",
+            )
+    return _validate(call, sp, body)
 
 
 def get_secrets(call: GraphCall, sp_id: str) -> Response:
