@@ -184,6 +184,7 @@ def test_a_user_administrator_signed_in_with_a_device_code_sees_the_purge(
     for key, value in {**sandbox.env(), "RUNBOOK_POLL_INTERVAL": "0.05"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("RUNBOOK_CLIENT_SECRET")
+    monkeypatch.delenv("RUNBOOK_CLIENT_ID")  # the default: Microsoft Graph Command Line Tools
     monkeypatch.setenv("RUNBOOK_AUTH", "device-code")
     # The admin consented to the demo's permission once, besides the runbook's own scopes.
     sandbox.state.grants.consent(GRAPH_CLI_CLIENT_ID, ("User.ReadWrite.All",))
