@@ -440,13 +440,19 @@ def _resource_fields(kind: str, item: Any, where: str) -> tuple[dict[str, Any], 
     return fields, ident
 
 
+def _required_text(fields: dict[str, Any], name: str, kind: str, where: str, ident: str) -> str:
+    """The non-empty text attribute ``name`` (matched without case), or a ScimError naming it."""
+    value = fields.get(name.lower())
+    if not isinstance(value, str) or not value.strip():
+        problem = f"'{name}' is missing" if value is None else f"'{name}' is {value!r}"
+        raise _malformed(kind, where, ident, problem)
+    return value
+
+
 def _read_user(item: Any, where: str) -> ScimUser:
     """A :class:`ScimUser` from one SCIM user; ScimError names what the runbook cannot use."""
     fields, ident = _resource_fields("user", item, where)
-    user_name = fields.get("username")
-    if not isinstance(user_name, str) or not user_name.strip():
-        problem = "'userName' is missing" if user_name is None else f"'userName' is {user_name!r}"
-        raise _malformed("user", where, ident, problem)
+    user_name = _required_text(fields, "userName", "user", where, ident)
     display = fields.get("displayname")
     return ScimUser(
         id=ident,
@@ -479,10 +485,7 @@ def _read_member(entry: Any, where: str, ident: str, index: int) -> ScimMember:
 def _read_group(item: Any, where: str) -> ScimGroup:
     """A :class:`ScimGroup` from one SCIM group; ScimError names what the runbook cannot use."""
     fields, ident = _resource_fields("group", item, where)
-    display = fields.get("displayname")
-    if not isinstance(display, str) or not display.strip():
-        problem = "'displayName' is missing" if display is None else f"'displayName' is {display!r}"
-        raise _malformed("group", where, ident, problem)
+    display = _required_text(fields, "displayName", "group", where, ident)
     members = fields.get("members")
     if members is None:
         members = []
