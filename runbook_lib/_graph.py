@@ -11,7 +11,12 @@ does only what the runbook needs, carefully:
   of times;
 * ``@odata.nextLink`` paging;
 * :meth:`GraphClient.wait_for` for eventual consistency: a service principal created a second
-  ago can still answer 404 for a while.
+  ago can still answer 404 for a while;
+* :meth:`GraphClient.batch_get`: up to 20 GETs in one JSON ``$batch`` request, each throttled
+  sub-request retried on its own.
+
+One client may be shared by several threads: httpx's client is thread-safe, and the token
+refresh and the request counter are guarded by a lock.
 
 Request and response bodies are never logged: they can hold the SCIM token.
 """
@@ -20,9 +25,10 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -45,6 +51,8 @@ __all__ = ["GraphClient", "odata_quote", "user_key"]
 log = logging.getLogger("runbook_lib.graph")
 
 _RETRY_STATUSES = frozenset({429, 503, 504})
+BATCH_LIMIT = 20
+"""Graph's limit of sub-requests in one JSON batch (json-batching concept page)."""
 
 
 def odata_quote(value: str) -> str:
@@ -152,6 +160,7 @@ class GraphClient:
             headers={"Accept": "application/json", "User-Agent": "runbook-lib/0.1"},
         )
         self.request_count = 0
+        self._lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------
     def close(self) -> None:
@@ -164,11 +173,15 @@ class GraphClient:
         self.close()
 
     def _bearer(self) -> str:
-        if self._token is None or time.time() > self._token_expires - 300:
-            token = get_token(self._credential, *self._scopes)
-            self._token = token.token
-            self._token_expires = float(token.expires_on)
-        return self._token
+        token = self._token
+        if token is not None and time.time() <= self._token_expires - 300:
+            return token
+        with self._lock:  # one refresh, even when several threads find the token stale
+            if self._token is None or time.time() > self._token_expires - 300:
+                fresh = get_token(self._credential, *self._scopes)
+                self._token = fresh.token
+                self._token_expires = float(fresh.expires_on)
+            return self._token
 
     def access_token(self) -> str:
         """The current access token (for the permissions pre-flight's claims fallback only)."""
@@ -251,7 +264,8 @@ class GraphClient:
                     method=method,
                     path="/" + path.split("?")[0].lstrip("/"),
                 ) from exc
-            self.request_count += 1
+            with self._lock:
+                self.request_count += 1
             log.debug("%s %s -> %s", method, path.split("?")[0], response.status_code)
             if response.status_code in _RETRY_STATUSES and attempt < self._max_retries:
                 wait = min(self._retry_after(response, attempt), self._max_retry_wait)
@@ -291,8 +305,15 @@ class GraphClient:
         *,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        top: int | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Yield every item of a collection, following ``@odata.nextLink``."""
+        """Yield every item of a collection, following ``@odata.nextLink``.
+
+        ``top`` asks for that many items per page (``$top``; directory lists allow up to 999).
+        The next links carry it on by themselves.
+        """
+        if top is not None:
+            params = {**(params or {}), "$top": str(top)}
         page = self.request("GET", path, params=params, headers=headers)
         while True:
             yield from page.get("value", [])
@@ -300,6 +321,54 @@ class GraphClient:
             if not next_link:
                 return
             page = self.request("GET", next_link, headers=headers)
+
+    def batch_get(self, paths: Sequence[str]) -> list[tuple[int, Any]]:
+        """GET each of ``paths`` (relative, with their query) through JSON ``$batch``.
+
+        Sends ``ceil(len(paths) / 20)`` batches, one after the other. Returns ``(status,
+        body)`` per path, in order. A sub-request answered 429, 503 or 504 is sent again in a
+        later batch after its ``Retry-After`` (bounded like a direct request); other statuses,
+        404 included, are returned for the caller to judge.
+        """
+        results: list[tuple[int, Any] | None] = [None] * len(paths)
+        pending = list(range(len(paths)))
+        attempt = 0
+        while pending:
+            retry: list[int] = []
+            wait = 0.0
+            for start in range(0, len(pending), BATCH_LIMIT):
+                chunk = pending[start : start + BATCH_LIMIT]
+                body = {
+                    "requests": [
+                        {"id": str(i), "method": "GET", "url": "/" + paths[i].lstrip("/")}
+                        for i in chunk
+                    ]
+                }
+                answer = self.request("POST", "$batch", json=body) or {}
+                by_id = {str(r.get("id")): r for r in answer.get("responses", [])}
+                for i in chunk:
+                    sub = by_id.get(str(i))
+                    status = int(sub.get("status", 500)) if sub else 500
+                    if status in _RETRY_STATUSES and attempt < self._max_retries:
+                        headers = {
+                            str(k).lower(): v for k, v in (sub or {}).get("headers", {}).items()
+                        }
+                        try:
+                            delay = max(0.0, float(headers.get("retry-after", "")))
+                        except ValueError:
+                            delay = float(min(2**attempt, 32))
+                        wait = max(wait, min(delay, self._max_retry_wait))
+                        retry.append(i)
+                        continue
+                    results[i] = (status, (sub or {}).get("body"))
+            if retry:
+                log.info(
+                    "Graph throttled %d batched request(s); retrying in %.1f s", len(retry), wait
+                )
+                self._sleep(wait)
+                attempt += 1
+            pending = retry
+        return [r if r is not None else (500, None) for r in results]
 
     def wait_for(
         self,

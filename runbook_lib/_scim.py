@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 LIST_RESPONSE_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+LARGE_PAGE = 1000
+"""The ``count`` asked for by the whole-collection reads of a comparison."""
 _HINT = "01-connect"
 _COPY_URL = (
     "In Iru Endpoint open Integrations, the SCIM integration's menu (...) > View Details, and "
@@ -301,6 +303,25 @@ class IruScimClient:
     def list_groups(self, page_size: int = 100) -> list[ScimGroup]:
         """Every group, members included."""
         return self._paged("/Groups", _read_group, page_size)
+
+    def list_all_users(self) -> list[ScimUser]:
+        """Every user, read at the largest page the server grants (see :meth:`_paged_large`)."""
+        return self._paged_large("/Users", _read_user)
+
+    def list_all_groups(self) -> list[ScimGroup]:
+        """Every group with its members, read at the largest page the server grants."""
+        return self._paged_large("/Groups", _read_group)
+
+    def _paged_large(self, path: str, read: Callable[[Any, str], _RecordT]) -> list[_RecordT]:
+        """Ask for :data:`LARGE_PAGE` resources a page: RFC 7644 lets a server answer fewer
+        (the paging follows what it sends); one that refuses the size outright (HTTP 400 or
+        413) is read again at 100 a page."""
+        try:
+            return self._paged(path, read, LARGE_PAGE)
+        except ScimError as exc:
+            if exc.status not in (400, 413):
+                raise
+            return self._paged(path, read, 100)
 
     def _paged(
         self, path: str, read: Callable[[Any, str], _RecordT], page_size: int

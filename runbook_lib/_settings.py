@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     """Seconds between reads while waiting for Graph to replicate a new object."""
     consistency_timeout: float = Field(default=300.0, gt=0, le=3600)
     """Seconds to wait for a new object to become readable before giving up."""
+    graph_concurrency: int = Field(default=8, ge=1, le=32)
+    """How many independent Graph reads (a group's members, a batch of users) step 07, step 08
+    and ``runbook check`` send at once (``RUNBOOK_GRAPH_CONCURRENCY``, 1..32). 1 reads one at a
+    time; Graph's throttling answers are honoured either way."""
 
     @model_validator(mode="before")
     @classmethod

@@ -208,6 +208,12 @@ def _rules(batch: Handler) -> list[Rule]:
             writes.remove_group_member,
         ),
         ("/v1.0/groups/<group_id>/members", "GET", directory.list_group_members),
+        # group-list-members.md: the cast segment keeps only the user members.
+        (
+            "/v1.0/groups/<group_id>/members/microsoft.graph.user",
+            "GET",
+            directory.list_group_user_members,
+        ),
         ("/v1.0/groups/<group_id>/transitiveMembers", "GET", directory.list_transitive_members),
         (
             "/v1.0/directory/deletedItems/microsoft.graph.user",

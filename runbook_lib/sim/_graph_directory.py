@@ -54,6 +54,7 @@ __all__ = [
     "get_user",
     "list_deleted_users",
     "list_group_members",
+    "list_group_user_members",
     "list_groups",
     "list_transitive_members",
     "list_users",
@@ -518,6 +519,34 @@ def list_group_members(call: GraphCall, group_id: str) -> Response:
         found = _resolve_members(call, list(group.members), query)
     return _page(
         call, found, query, context="directoryObjects", render=_member_render(query.select)
+    )
+
+
+def list_group_user_members(call: GraphCall, group_id: str) -> Response:
+    """GET /groups/{id}/members/microsoft.graph.user: direct members that are users.
+
+    The cast narrows the collection to users, so ``$select`` takes user properties and nested
+    groups are left out (group-list-members.md, "List a group's members of type user").
+    """
+    query = _parse_query(call.request, _USERS, allow_orderby=False)
+    group = call.state.read_group(group_id)
+    if group is None:
+        raise not_found(group_id)
+    with call.state.lock:
+        directory = call.state.directory
+        found: list[Item] = []
+        for member_id in group.members:
+            user = directory.users.get(member_id)
+            if user is None or user.deleted is not None:
+                continue
+            if _matches(user, query, _USERS):
+                found.append(user)
+    return _page(
+        call,
+        found,
+        query,
+        context=_entity_set("users", query.select),
+        render=lambda item: _render(item, query.select, _USERS),
     )
 
 

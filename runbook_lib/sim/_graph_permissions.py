@@ -436,6 +436,9 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Entry] = {
     ("GET", "/v1.0/groups/<group_id>/members"): Requirement(
         "group-list-members.md", _MEMBERS, _MEMBERS
     ),
+    ("GET", "/v1.0/groups/<group_id>/members/microsoft.graph.user"): Requirement(
+        "group-list-members.md", _MEMBERS, _MEMBERS, note="cast to the user members"
+    ),
     ("GET", "/v1.0/groups/<group_id>/transitiveMembers"): Requirement(
         "group-list-transitivemembers.md", _TRANSITIVE, _TRANSITIVE
     ),

@@ -5,6 +5,9 @@ must carry the Entra ``objectId``. Entra's default maps users from ``mailNicknam
 existing setup usually needs the User mapping changed. As the vendor page says, changed values
 reach Iru promptly only when provisioning is paused and started again; the step does that and
 then shows the new externalId values arriving in Iru.
+
+Iru is compared with Entra by :func:`runbook_lib._reconcile.reconcile`, read once per run:
+``verify`` reuses the read ``plan`` made when nothing was applied.
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .._checks import Change, CheckResult
-from .._expectations import compare, expected_state
+from .._findings import Finding
+from .._reconcile import Reconciliation
 from .._schema import expected_external_id, external_id_changes, with_changes
 from .._tenant import require_app, require_job
 from ._base import Step
 from .mappings_and_scope import schema_path
-from .verify_provisioning import _last_cycle, wait_for_cycle
+from .verify_provisioning import _last_cycle, read_reconciliation, wait_for_cycle
 
 __all__ = ["UpdateMappingsAndRestart"]
+
+_EXTERNAL_ID = frozenset({"user_external_id", "group_external_id"})
+_MISSING = frozenset({"user_missing", "group_missing"})
 
 
 class UpdateMappingsAndRestart(Step):
@@ -32,6 +39,8 @@ class UpdateMappingsAndRestart(Step):
         super().__init__(runbook)
         self.timeout = timeout_minutes * 60.0
         self.expected = expected_external_id(True)
+        self._compared: tuple[str, Reconciliation] | None = None
+        """(service principal id, comparison) of the last read, until something is applied."""
 
     def _read(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         graph = self.runbook.graph
@@ -47,11 +56,17 @@ class UpdateMappingsAndRestart(Step):
         ]
         return changes
 
+    def _compare(self, sp_id: str, schema: dict[str, Any], *, fresh: bool) -> Reconciliation:
+        if fresh or self._compared is None or self._compared[0] != sp_id:
+            self._compared = (sp_id, read_reconciliation(self, sp_id, schema))
+        return self._compared[1]
+
     def _stale_in_iru(self, sp_id: str, schema: dict[str, Any]) -> list[str]:
-        expected = expected_state(self.runbook.graph, sp_id, schema)
-        return [m.name for m in compare(expected, self.runbook.scim) if "externalId" in m.problem]
+        found = self._compare(sp_id, schema, fresh=True).findings
+        return [f.object for f in found if f.kind in _EXTERNAL_ID]
 
     def plan(self) -> list[Change]:
+        self._compared = None
         sp, _job, schema = self._read()
         changes = self._mapping_changes(schema)
         if not changes:
@@ -68,6 +83,7 @@ class UpdateMappingsAndRestart(Step):
 
     def apply(self, changes: list[Change]) -> list[Change]:
         graph = self.runbook.graph
+        self._compared = None  # the writes below change what Iru holds: verify reads afresh
         sp, job, schema = self._read()
         base = f"servicePrincipals/{sp['id']}/synchronization/jobs/{job['id']}"
         external = {
@@ -102,17 +118,16 @@ class UpdateMappingsAndRestart(Step):
                     "externalId comes from objectId for users and groups", "[objectId]"
                 )
             )
-        expected = expected_state(self.runbook.graph, sp["id"], schema)
-        stale = [
-            m
-            for m in compare(expected, self.runbook.scim)
-            if "externalId" in m.problem or m.problem == "not in Iru"
-        ]
+        # A mapping the step did not change leaves Iru as plan read it: reuse that read.
+        result = self._compare(sp["id"], schema, fresh=bool(remaining))
+        expected = result.expected
+        stale: list[Finding] = [f for f in result.findings if f.kind in _EXTERNAL_ID | _MISSING]
         if stale:
             checks.append(
                 CheckResult.failed(
                     "Iru carries objectId as externalId",
-                    "; ".join(f"{m.name}: {m.problem}" for m in stale[:5]),
+                    f"{len(stale)} difference(s): "
+                    + "; ".join(f"{f.object}: {f.found}" for f in stale[:5]),
                     "Wait for the next cycle or run this step again; 07-verify-provisioning shows the provisioning log errors.",
                     self.name,
                 )

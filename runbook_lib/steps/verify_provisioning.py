@@ -5,6 +5,12 @@ match, it writes nothing. Otherwise it triggers provisioning, the way an admin w
 on demand for a few users (Graph allows 5 requests per 10 s), or restart the job for anything
 larger, then waits for the cycle with a bounded timeout, and compares again. Quarantine and
 failed provisioning-log entries are turned into remediation sentences.
+
+The comparison is :func:`runbook_lib._reconcile.reconcile`: one read of each side, whatever the
+tenant's size. When ``plan`` finds nothing to do, ``verify`` reuses its read instead of reading
+everything again; anything ``apply`` writes makes the next read a fresh one. The table shows
+every object of a small tenant; past 50 objects it shows the first 50 differences and counts
+the rest by kind.
 """
 
 from __future__ import annotations
@@ -17,16 +23,20 @@ from typing import Any, ClassVar
 from .._checks import Change, CheckResult, Exhibit
 from .._diagnose import entry_level_errors, explain, explain_job_status
 from .._exceptions import GraphError, StepError
-from .._expectations import ExpectedState, Mismatch, compare, expected_state
+from .._expectations import ExpectedState
+from .._findings import Finding
 from .._graph import odata_quote
+from .._reconcile import Reconciliation, reconcile
 from .._schema import rule_for
 from .._tenant import require_app, require_job
 from ._base import Step
 from .mappings_and_scope import schema_path
 
-__all__ = ["VerifyProvisioning", "wait_for_cycle"]
+__all__ = ["VerifyProvisioning", "read_reconciliation", "wait_for_cycle"]
 
 ON_DEMAND_LIMIT = 5
+TABLE_ROWS = 50
+"""Rows of the comparison table at most; the rest are counted, not listed."""
 _ON_DEMAND_MEMBERS = 5
 TRIGGERS = ("auto", "on_demand", "restart", "wait", "none")
 
@@ -64,6 +74,31 @@ def wait_for_cycle(
         bar(None)
 
 
+def read_reconciliation(step: Step, sp_id: str, schema: dict[str, Any]) -> Reconciliation:
+    """Entra and Iru read once and compared, with the runbook's Graph concurrency."""
+    return reconcile(
+        step.runbook.graph,
+        step.runbook.scim,
+        sp_id,
+        schema,
+        concurrency=step.runbook.settings.graph_concurrency,
+    )
+
+
+def _subject(finding: Finding) -> tuple[str, str]:
+    """``("user", upn)`` or ``("group", name)`` from a finding's object."""
+    kind, _, name = finding.object.partition(" ")
+    return kind, name
+
+
+def _problem(finding: Finding) -> str:
+    if finding.kind.endswith("_missing"):
+        return "not in Iru"
+    if finding.kind == "group_members":
+        return f"{finding.found} (expected {finding.expected})"
+    return f"{finding.found}, expected {finding.expected}"
+
+
 class VerifyProvisioning(Step):
     """Compare Iru with Entra; trigger a cycle when they differ; report a pass/fail table."""
 
@@ -78,6 +113,21 @@ class VerifyProvisioning(Step):
             raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
         self.trigger = trigger
         self.timeout = timeout_minutes * 60.0
+        self._snapshot: (
+            tuple[dict[str, Any], dict[str, Any], dict[str, Any], Reconciliation] | None
+        ) = None
+        """The last read of the tenant, reused by ``verify`` while nothing was applied."""
+
+    @property
+    def reconciliation(self) -> Reconciliation | None:
+        """The last comparison this step read (None before ``plan`` or ``verify``)."""
+        return None if self._snapshot is None else self._snapshot[3]
+
+    @property
+    def findings(self) -> list[Finding] | None:
+        """The differences of :attr:`reconciliation`, for reports (``runbook check``)."""
+        result = self.reconciliation
+        return None if result is None else list(result.findings)
 
     def _context(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         graph = self.runbook.graph
@@ -87,14 +137,16 @@ class VerifyProvisioning(Step):
         return sp, job, schema
 
     def _state(
-        self,
-    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], ExpectedState, list[Mismatch]]:
-        sp, job, schema = self._context()
-        expected = expected_state(self.runbook.graph, sp["id"], schema)
-        return sp, job, schema, expected, compare(expected, self.runbook.scim)
+        self, *, fresh: bool = True
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], Reconciliation]:
+        if fresh or self._snapshot is None:
+            sp, job, schema = self._context()
+            self._snapshot = (sp, job, schema, read_reconciliation(self, sp["id"], schema))
+        return self._snapshot
 
     def plan(self) -> list[Change]:
-        _sp, job, _schema, expected, mismatches = self._state()
+        _sp, job, _schema, result = self._state()
+        expected, mismatches = result.expected, result.findings
         if not expected.users and not expected.groups:
             self.notes.append("Nothing is assigned to the app yet: run 06-assign-users-and-groups.")
         if not mismatches or self.trigger == "none":
@@ -104,31 +156,35 @@ class VerifyProvisioning(Step):
             return [Change("wait", "next provisioning cycle", f"{len(mismatches)} difference(s)")]
         if how == "on_demand":
             # Users first: a group's member links need its users to exist in Iru.
-            names = sorted(
-                {(m.kind, m.name) for m in mismatches}, key=lambda k: (k[0] != "user", k)
-            )
+            names = sorted({_subject(m) for m in mismatches}, key=lambda k: (k[0] != "user", k))
             return [Change("provision on demand", f"{k} {n}", "differs in Iru") for k, n in names]
         state = (job.get("schedule") or {}).get("state")
         if state != "Active":
             self.notes.append("Provisioning is not on: run 05-enable-provisioning first.")
         return [Change("restart", "provisioning job", f"{len(mismatches)} difference(s) with Iru")]
 
-    def _how(self, mismatches: list[Mismatch]) -> str:
+    def _how(self, mismatches: list[Finding]) -> str:
         if self.trigger != "auto":
             return self.trigger
-        users = {m.name for m in mismatches if m.kind == "user"}
-        groups = [m for m in mismatches if m.kind == "group"]
+        users = {_subject(m)[1] for m in mismatches if _subject(m)[0] == "user"}
+        groups = [m for m in mismatches if _subject(m)[0] == "group"]
         return "on_demand" if not groups and len(users) <= ON_DEMAND_LIMIT else "restart"
 
     def apply(self, changes: list[Change]) -> list[Change]:
         graph = self.runbook.graph
-        sp, job, schema = self._context()
+        snapshot = self._snapshot
+        self._snapshot = None  # whatever happens next, verify reads the tenant afresh
+        if snapshot is None:
+            snapshot = self._state()
+            self._snapshot = None
+        sp, _job, schema, result = snapshot
+        job = require_job(graph, sp["id"])
         base = f"servicePrincipals/{sp['id']}/synchronization/jobs/{job['id']}"
         before = _last_cycle(job)
         applied: list[Change] = []
         on_demand = [c for c in changes if c.action == "provision on demand"]
         if on_demand:
-            expected = expected_state(graph, sp["id"], schema)
+            expected = result.expected
             for change in on_demand[:ON_DEMAND_LIMIT]:
                 body = self._on_demand_body(schema, expected, change.target)
                 answer = graph.post(f"{base}/provisionOnDemand", body)
@@ -204,7 +260,8 @@ class VerifyProvisioning(Step):
         return f"{result}" + (f" ({action})" if action else "")
 
     def verify(self) -> list[CheckResult]:
-        sp, job, _schema, expected, mismatches = self._state()
+        sp, job, _schema, result = self._state(fresh=False)
+        expected, mismatches = result.expected, result.findings
         checks: list[CheckResult] = []
         problem = explain_job_status(job)
         if problem:
@@ -229,17 +286,11 @@ class VerifyProvisioning(Step):
         checks += self._log_checks(sp["id"], job["id"])
         by_name: dict[tuple[str, str], list[str]] = {}
         for m in mismatches:
-            by_name.setdefault((m.kind, m.name), []).append(m.problem)
-        rows: list[tuple[str, str, str]] = []
-        for user in expected.users:
-            issues = by_name.get(("user", user.user_name), [])
-            rows.append(("user", user.user_name, "; ".join(issues)))
-        for group in expected.groups:
-            issues = by_name.get(("group", group.display_name), [])
-            rows.append(("group", group.display_name, "; ".join(issues)))
-        self.exhibits = [self._table(rows)]
-        failed_users = [r for r in rows if r[0] == "user" and r[2]]
-        failed_groups = [r for r in rows if r[0] == "group" and r[2]]
+            by_name.setdefault(_subject(m), []).append(_problem(m))
+        failed = [(kind, name, "; ".join(p)) for (kind, name), p in by_name.items()]
+        failed_users = [r for r in failed if r[0] == "user"]
+        failed_groups = [r for r in failed if r[0] == "group"]
+        self.exhibits = [self._exhibit(expected, by_name, result)]
         fix = "Read the provisioning log failures above; once fixed, run this page again to trigger a new cycle."
         if failed_users:
             checks.append(
@@ -328,6 +379,39 @@ class VerifyProvisioning(Step):
                 self.name,
             )
         ]
+
+    @classmethod
+    def _exhibit(
+        cls,
+        expected: ExpectedState,
+        by_name: dict[tuple[str, str], list[str]],
+        result: Reconciliation,
+    ) -> Exhibit:
+        """Every object for a small tenant; past :data:`TABLE_ROWS`, the differences only."""
+        if len(expected.users) + len(expected.groups) <= TABLE_ROWS:
+            rows = [
+                ("user", u.user_name, "; ".join(by_name.get(("user", u.user_name), [])))
+                for u in expected.users
+            ] + [
+                ("group", g.display_name, "; ".join(by_name.get(("group", g.display_name), [])))
+                for g in expected.groups
+            ]
+            return cls._table(rows)
+        rows = [(k, n, "; ".join(p)) for (k, n), p in list(by_name.items())[:TABLE_ROWS]]
+        counts = ", ".join(f"{kind} {n}" for kind, n in sorted(result.by_kind().items()))
+        summary = (
+            f"{len(expected.users)} user(s) and {len(expected.groups)} group(s) compared; "
+            f"{len(by_name)} differ"
+            + (f" ({counts})" if counts else "")
+            + (f"; the first {TABLE_ROWS} are listed" if len(by_name) > TABLE_ROWS else "")
+            + "."
+        )
+        table = cls._table(rows)
+        return Exhibit(
+            table.title,
+            f"<p>{html.escape(summary)}</p>" + (table.html if rows else ""),
+            f"  {summary}" + ("\n" + table.text if rows else ""),
+        )
 
     @staticmethod
     def _table(rows: list[tuple[str, str, str]]) -> Exhibit:
