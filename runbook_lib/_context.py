@@ -76,7 +76,12 @@ class Runbook:
     @cached_property
     def scim(self) -> IruScimClient:
         token = require_secret(self.settings, "scim_token")
-        return IruScimClient(self.settings.scim_url, token, verify=self.tls)
+        return IruScimClient(
+            self.settings.scim_url,
+            token,
+            verify=self.tls,
+            concurrency=self.settings.graph_concurrency,
+        )
 
     @property
     def app_name(self) -> str:

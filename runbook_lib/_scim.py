@@ -27,6 +27,7 @@ import socket
 import ssl
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -96,6 +97,8 @@ class IruScimClient:
     :param base_url: the SCIM API URL (``https://<sub>.api.kandji.io/api/v1/scim``).
     :param token: the SCIM bearer token.
     :param verify: TLS context.
+    :param concurrency: how many list pages :meth:`list_all_users` / :meth:`list_all_groups`
+        read at once, once the first page has said how many there are.
     """
 
     def __init__(
@@ -106,9 +109,11 @@ class IruScimClient:
         verify: ssl.SSLContext | bool = True,
         timeout: float = 15.0,
         transport: httpx.BaseTransport | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.base_url = base_url.strip().rstrip("/")
         self._token = token
+        self.concurrency = max(1, concurrency)
         self._http = httpx.Client(
             verify=verify,
             timeout=timeout,
@@ -317,14 +322,18 @@ class IruScimClient:
         (the paging follows what it sends); one that refuses the size outright (HTTP 400 or
         413) is read again at 100 a page."""
         try:
-            return self._paged(path, read, LARGE_PAGE)
+            return self._paged(path, read, LARGE_PAGE, self.concurrency)
         except ScimError as exc:
             if exc.status not in (400, 413):
                 raise
-            return self._paged(path, read, 100)
+            return self._paged(path, read, 100, self.concurrency)
 
     def _paged(
-        self, path: str, read: Callable[[Any, str], _RecordT], page_size: int
+        self,
+        path: str,
+        read: Callable[[Any, str], _RecordT],
+        page_size: int,
+        workers: int = 1,
     ) -> list[_RecordT]:
         """Read a whole collection, page by page, as tolerantly as the data allows.
 
@@ -336,11 +345,14 @@ class IruScimClient:
         """
         items: list[_RecordT] = []
         seen: set[str] = set()
-        start = 1
-        while True:
+
+        def fetch(start: int) -> tuple[str, int | None, list[Any]]:
             what = f"GET {path} (startIndex {start})"
             body = self._list(path, {"startIndex": str(start), "count": str(page_size)}, what)
             total, resources = _page_parts(body, what)
+            return what, total, resources
+
+        def keep(what: str, resources: list[Any]) -> int:
             fresh = 0
             for index, item in enumerate(resources):
                 record = read(item, f"{what}, entry {index + 1}")
@@ -349,6 +361,26 @@ class IruScimClient:
                 seen.add(record.id)
                 items.append(record)
                 fresh += 1
+            return fresh
+
+        start = 1
+        what, total, resources = fetch(start)
+        if not keep(what, resources) or (total is not None and len(items) >= total):
+            return items
+        start += len(resources)
+        if workers > 1 and total is not None:
+            # The first page told the size of the collection and of a page: read the other
+            # pages at once, then carry on one by one from wherever they stopped short.
+            starts = list(range(start, total + 1, len(resources)))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for what, _total, page in pool.map(fetch, starts):
+                    keep(what, page)
+            if len(items) >= total:
+                return items
+            start = len(items) + 1
+        while True:
+            what, total, resources = fetch(start)
+            fresh = keep(what, resources)
             if not resources or fresh == 0:
                 return items
             if total is not None and len(items) >= total:

@@ -350,3 +350,31 @@ def test_reads_what_the_stand_in_echoes_and_pages_it(
     assert third is not None and third.raw[DEVICE_EXTENSION] == {"serial": "C03"}
     pages = [r.query for r in sandbox.requests("iru") if r.path.endswith("/Users") and r.query]
     assert sum("count=2" in q for q in pages) == 3
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_page": 100},
+        {"max_page": 100, "ignore_start": True},
+        {"max_page": 100, "report_total": False},
+    ],
+)
+def test_pages_are_read_concurrently_once_the_first_page_tells_the_size(
+    foreign: Foreign, options: dict[str, Any]
+) -> None:
+    users = [_user(n) for n in range(1, 351)]
+    foreign.serve_lists({"Users": users}, **options)
+    client = IruScimClient(
+        foreign.url, SecretStr("foreign-token"), verify=ssl_context(foreign.ca_pem), concurrency=4
+    )
+    with client:
+        read = client.list_all_users()
+    if options.get("ignore_start"):
+        assert [u.id for u in read] == [u["id"] for u in users[:100]]  # never loops
+    else:
+        assert [u.id for u in read] == [u["id"] for u in users]
+        starts = sorted(start for _p, start, _c in foreign.seen)
+        # Without totalResults the pages are read one by one until an empty one.
+        expected = [1, 101, 201, 301] + ([351] if options.get("report_total") is False else [])
+        assert starts == expected
