@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
 import logging
 import os
@@ -135,51 +134,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    """Plan + verify every step without applying: exit 1 when anything would change or fails."""
+    """Plan + verify every step without applying; exit 0 no drift, 1 drift, 2 could not check."""
     from ._context import Runbook
-    from ._exceptions import RunbookError
+    from ._report import EXIT_NOT_CHECKED, notebook_defaults, run_check, write_reports
     from ._settings import load_settings
     from .steps import STEPS
 
+    if args.timeout <= 0:
+        print("--timeout must be a positive number of minutes.", file=sys.stderr)
+        return EXIT_NOT_CHECKED
     with _target_env(args) as (env, _sandbox):
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
-        drift = False
         try:
-            with Runbook(load_settings()) as rb:
-                pages = _parameters(args)
-                for name, cls in STEPS.items():
-                    accepted = inspect.signature(cls.__init__).parameters
-                    options = {k: v for k, v in pages.get(name, {}).items() if k in accepted}
-                    step = cls(rb, **options)
-                    try:
-                        planned = step.plan()
-                        checks = step.verify() if not planned else []
-                    except RunbookError as exc:
-                        print(f"  {name:<31} ERROR: {exc}")
-                        drift = True
-                        continue
-                    if planned:
-                        drift = True
-                        print(f"  {name:<31} would change: " + "; ".join(c.line() for c in planned))
-                    else:
-                        bad = [c for c in checks if not c.ok]
-                        drift = drift or bool(bad)
-                        print(
-                            f"  {name:<31} "
-                            + ("in place" if not bad else "check failed: " + bad[0].line())
-                        )
-        except RunbookError as exc:
-            print(f"{exc.message}\nFix: {exc.remediation}", file=sys.stderr)
-            return 2
+            # The same values `runbook run` uses: the notebooks' defaults, then --parameters.
+            given = _parameters(args)
+            pages = {
+                page: {**values, **given.get(page, {})}
+                for page, values in notebook_defaults().items()
+            }
+            pages.update({page: values for page, values in given.items() if page not in pages})
+            print(f"Checking the {args.target} (read-only, time limit {args.timeout:g} min):")
+            report = run_check(
+                lambda: Runbook(load_settings()),
+                dict(STEPS),
+                target=args.target,
+                pages=pages,
+                timeout=args.timeout * 60.0,
+                echo=lambda line: print(redact(line)),
+            )
         finally:
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-    print("No drift." if not drift else "Drift or failures found (see above).")
-    return 1 if drift else 0
+    for item in (n for n in report.not_checked if n.kind != "blocked"):
+        print(f"Not checked ({item.step}): {redact(item.reason)}", file=sys.stderr)
+    for line in report.summary_lines():
+        print(line)
+    if args.report:
+        paths = write_reports(report, Path(args.report))
+        print("Reports: " + ", ".join(str(p) for p in paths.values()))
+    return report.exit_code
 
 
 def build_site(notebooks: Path | None, site_dir: Path, config_file: Path) -> Path:
@@ -308,9 +305,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=_cmd_run)
 
-    check = sub.add_parser("check", help="read-only drift check of every step")
+    check = sub.add_parser(
+        "check",
+        help="read-only drift check of every step (exit 0 no drift, 1 drift, 2 could not check)",
+        description="Plan and verify every runbook step without writing anything, and report "
+        "the differences by category (configuration, assignments, data).",
+        epilog="exit codes: 0 no drift; 1 drift found; 2 could not check (settings, sign-in, "
+        "permissions, network or TLS, or the time limit). A result with anything not checked "
+        "is never 0. See docs/check.md.",
+    )
     target_options(check)
     check.add_argument("--parameters", metavar="FILE", help="the per-page parameters of your runs")
+    check.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="MINUTES",
+        help="stop after this many minutes and exit 2, naming what was not checked (default 30)",
+    )
+    check.add_argument(
+        "--report",
+        metavar="DIR",
+        help="write check.json, check.md and check.junit.xml into DIR (created if missing)",
+    )
     check.set_defaults(func=_cmd_check)
 
     from .sim import add_sim_arguments, run_sim
