@@ -28,12 +28,14 @@ from typing import Any, TextIO
 
 from ._faults import FaultRule, parse_fault
 from ._grants import GRAPH_PERMISSIONS
+from ._preprovision import parse_drift
 from ._sandbox import SECRET_ENV_KEYS, TIERS, Sandbox, SandboxConfig
 
 __all__ = [
     "SIM_GC_THRESHOLDS",
     "add_sim_arguments",
     "config_from_environment",
+    "drift_spec",
     "faults_from_arguments",
     "permission_name",
     "run_sim",
@@ -58,6 +60,15 @@ def permission_name(value: str) -> str:
         if name.casefold() == wanted:
             return name
     raise argparse.ArgumentTypeError(_unknown_permission(value))
+
+
+def drift_spec(value: str) -> str:
+    """``--drift``'s type: ``KIND:N`` with a known kind (normalised, e.g. ``missing_user:3``)."""
+    try:
+        kind, count = parse_drift(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return f"{kind}:{count}"
 
 
 def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +167,32 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
         "broader permissions that include it, and consent never grants them, so Graph "
         "refuses the calls that need it. Repeatable.",
     )  # fmt: skip
+    parser.add_argument(
+        "--preprovisioned", action="store_true",
+        help="Start as a tenant where the runbook's pages 02-06 ran and the first "
+        "provisioning cycle finished: the app configured and started, groups and users "
+        "assigned, and Iru holding what Entra would have sent (no cycle is run for it).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--preprovision-groups", type=int, default=None, metavar="N",
+        help="With --preprovisioned: assign the first N security groups (default: all).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--preprovision-direct-users", type=int, default=0, metavar="N",
+        help="With --preprovisioned: also assign N users who are in no assigned group "
+        "(default 0).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--device-compliance", action="store_true",
+        help="With --preprovisioned: map users' externalId from objectId, as page 04 does "
+        "for Microsoft Device Compliance (default: mailNickname).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--drift", action="append", default=[], metavar="KIND:N", type=drift_spec,
+        help="With --preprovisioned: seed N differences into Iru, chosen from the seed. "
+        "KIND is missing_user, wrong_external_id, inactive, extra_member or "
+        "missing_group. Repeatable.",
+    )  # fmt: skip
 
 
 def faults_from_arguments(
@@ -188,6 +225,11 @@ def config_from_environment(
     assignment_reads: int = 1,
     faults: tuple[FaultRule, ...] = (),
     withheld_permissions: tuple[str, ...] = (),
+    preprovisioned: bool = False,
+    preprovision_groups: int | None = None,
+    preprovision_direct_users: int = 0,
+    device_compliance: bool = False,
+    drift: tuple[str, ...] = (),
 ) -> SandboxConfig:
     """Build a :class:`SandboxConfig`, adopting a RUNBOOK_SCIM_TOKEN already set.
 
@@ -219,6 +261,11 @@ def config_from_environment(
         faults=faults,
         iru_api_token=env.get("RUNBOOK_IRU_API_TOKEN") or None,
         withheld_permissions=tuple(dict.fromkeys(withheld_permissions)),
+        preprovisioned=preprovisioned,
+        preprovision_groups=preprovision_groups,
+        preprovision_direct_users=preprovision_direct_users,
+        device_compliance=device_compliance,
+        drift=drift,
     )
 
 
@@ -283,6 +330,22 @@ def _announce(sandbox: Sandbox, env_file: Path | None, out: TextIO) -> None:
         ),
         file=out,
     )
+    done = sandbox.preprovisioned
+    if done is not None:
+        print(
+            f"Already provisioned in {done.seconds:g} s: app '{sandbox.app_name}' started, "
+            f"{len(done.assigned_groups)} groups and {len(done.assigned_users)} users "
+            f"assigned; Iru holds {done.users_created} users and {done.groups_created} groups.",
+            file=out,
+        )
+        if done.drift:
+            kinds: dict[str, int] = {}
+            for kind, _name in done.drift:
+                kinds[kind] = kinds.get(kind, 0) + 1
+            print(
+                "Drift seeded into Iru: " + ", ".join(f"{k} {n}" for k, n in kinds.items()),
+                file=out,
+            )
     print("Then run the runbook in another terminal. Stop the sandbox with Ctrl-C.", file=out)
     out.flush()
 
@@ -308,6 +371,11 @@ def _config_from_arguments(args: argparse.Namespace) -> SandboxConfig:
             getattr(args, "jitter_ms", 0.0),
         ),
         withheld_permissions=tuple(getattr(args, "without_permission", []) or ()),
+        preprovisioned=getattr(args, "preprovisioned", False),
+        preprovision_groups=getattr(args, "preprovision_groups", None),
+        preprovision_direct_users=getattr(args, "preprovision_direct_users", 0),
+        device_compliance=getattr(args, "device_compliance", False),
+        drift=tuple(getattr(args, "drift", []) or ()),
     )
 
 

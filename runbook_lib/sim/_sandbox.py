@@ -43,6 +43,7 @@ from ._iru import IRU_SCIM_PATH, IruApp
 from ._jobs import render_job
 from ._log import Redactor, RequestLog, RequestRecord, ServerName, logging_middleware
 from ._login import FEDERATED_AUDIENCE, AppCredentials, FederatedCredential, LoginApp
+from ._preprovision import Preprovisioned, SeededDrift, apply_drift, parse_drift, preprovision
 from ._shapes import render_service_principal
 from ._state import TenantState
 from ._tokens import SignInRecord
@@ -109,6 +110,20 @@ class SandboxConfig:
     federated_credentials: federated identity credentials on the app registration
         (issuer, subject, audience) for workload identity sign-in;
         :meth:`Sandbox.add_federated_credential` adds more at runtime.
+    preprovisioned: start as a tenant where the runbook's pages 02-06 ran and the
+        engine finished its first cycle: the app (named :data:`SANDBOX_APP_NAME`) with
+        its job started and credentials saved, the assignments made, and the Iru
+        stand-in holding what the engine would have sent (no HTTP, no cycle run; see
+        :mod:`._preprovision`). :attr:`Sandbox.preprovisioned` describes the result.
+    preprovision_groups: how many security-enabled groups are assigned, in directory
+        order; None assigns all of them.
+    preprovision_direct_users: how many users who are in no assigned group are assigned
+        directly (User role), in directory order.
+    device_compliance: map ``externalId`` from ``objectId`` for users (the runbook's
+        page 04 option); otherwise users keep the default ``mailNickname``.
+    drift: differences seeded into Iru after pre-provisioning, as ``KIND:N`` with KIND
+        one of missing_user, wrong_external_id, inactive, extra_member, missing_group;
+        the seed picks the objects, :attr:`Sandbox.seeded_drift` lists them.
     """
 
     seed: int = 1
@@ -131,6 +146,11 @@ class SandboxConfig:
     withheld_permissions: tuple[str, ...] = ()
     client_certificate_pem: bytes | None = None
     federated_credentials: tuple[FederatedCredential, ...] = ()
+    preprovisioned: bool = False
+    preprovision_groups: int | None = None
+    preprovision_direct_users: int = 0
+    device_compliance: bool = False
+    drift: tuple[str, ...] = ()
 
     def validate(self) -> None:
         """Raise ValueError for settings no sandbox can run with."""
@@ -142,6 +162,12 @@ class SandboxConfig:
             raise ValueError(f"tier must be one of {', '.join(TIERS)}")
         if self.cycle_seconds is not None and self.cycle_seconds <= 0:
             raise ValueError("cycle_seconds must be positive (or None)")
+        if self.preprovision_direct_users < 0 or (self.preprovision_groups or 0) < 0:
+            raise ValueError("preprovision_groups and preprovision_direct_users must be 0 or more")
+        for spec in self.drift:
+            parse_drift(spec)
+        if self.drift and not self.preprovisioned:
+            raise ValueError("drift needs preprovisioned=True")
 
 
 class Sandbox(DirectoryHandle, ProvisioningHandle):
@@ -199,6 +225,7 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
         for federated in self.config.federated_credentials:
             self.app_credentials.add_federated_credential(federated)
         self.worker: ProvisioningWorker | None = None
+        self.preprovisioned: Preprovisioned | None = None
         self._servers: dict[ServerName, HttpsServer] = {}
         self._own_dir: Path | None = None
         self._ca_path: Path | None = None
@@ -246,6 +273,9 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
         login.graph_host = self._origin("graph").removeprefix("https://")
 
         self._serve("iru", self.iru, server_context, self.config.iru_port)
+        if self.config.preprovisioned:
+            # After the servers bind (the Tenant URL needs the port), before the worker.
+            self._preprovision()
 
         # The provisioning engine trusts the system CAs plus the sandbox CA, like the
         # Test connection probe: its target may be the Iru stand-in or a real endpoint.
@@ -253,6 +283,26 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
         self.state.engine = engine
         self.worker = ProvisioningWorker(self.state, engine)
         self.worker.start()
+
+    def _preprovision(self) -> None:
+        config = self.config
+        self.preprovisioned = preprovision(
+            self.state,
+            self.iru,
+            app_name=SANDBOX_APP_NAME,
+            scim_url=self.scim_url,
+            scim_token=self.scim_token,
+            groups=config.preprovision_groups,
+            direct_users=config.preprovision_direct_users,
+            device_compliance=config.device_compliance,
+        )
+        if config.drift:
+            apply_drift(self.state, self.iru, self.preprovisioned, config.drift, config.seed)
+
+    @property
+    def seeded_drift(self) -> list[SeededDrift]:
+        """The differences seeded into Iru at start, as (kind, object name) pairs."""
+        return list(self.preprovisioned.drift) if self.preprovisioned is not None else []
 
     def _serve(
         self, name: ServerName, app: Any, context: Any, port: int, admin: Any = None
