@@ -125,7 +125,8 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--users", type=int, default=12, metavar="N",
         help="Users in the simulated directory (default 12: the fixed sample tenant; "
-        "more are generated from the seed).",
+        "more are generated from the seed). A B2B guest and a user whose name starts "
+        "with $ are always added.",
     )  # fmt: skip
     parser.add_argument(
         "--groups", type=int, default=5, metavar="N",

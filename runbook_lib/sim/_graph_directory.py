@@ -321,10 +321,8 @@ def _visible_users(call: GraphCall, query: _Query) -> list[DirectoryUser]:
         ]
 
 
-def list_users(call: GraphCall) -> Response:
-    """GET /users."""
-    query = _parse_query(call.request, _USERS)
-    found = _visible_users(call, query)
+def _user_page(call: GraphCall, found: Sequence[Item], query: _Query) -> Response:
+    """One page of users, as /users and the members-of-type-user cast render them."""
     return _page(
         call,
         found,
@@ -332,6 +330,13 @@ def list_users(call: GraphCall) -> Response:
         context=_entity_set("users", query.select),
         render=lambda item: _render(item, query.select, _USERS),
     )
+
+
+def list_users(call: GraphCall) -> Response:
+    """GET /users."""
+    query = _parse_query(call.request, _USERS)
+    found = _visible_users(call, query)
+    return _user_page(call, found, query)
 
 
 def count_users(call: GraphCall) -> Response:
@@ -541,13 +546,7 @@ def list_group_user_members(call: GraphCall, group_id: str) -> Response:
                 continue
             if _matches(user, query, _USERS):
                 found.append(user)
-    return _page(
-        call,
-        found,
-        query,
-        context=_entity_set("users", query.select),
-        render=lambda item: _render(item, query.select, _USERS),
-    )
+    return _user_page(call, found, query)
 
 
 def _transitive(group: DirectoryGroup, groups: dict[str, DirectoryGroup]) -> list[str]:
