@@ -8,10 +8,14 @@ SCIM request delayed by `--latency-ms`. This process is the runbook: it runs the
 (`runbook_lib._reconcile.reconcile`) and, as a baseline in the same run, the sequential
 per-user read the runbook used before (one GET per user and per group, written out below).
 
+Step 07 (as a dry run: its configuration checks and one comparison, in this process) and
+`runbook check` (a new process, as a scheduler starts it; every page's read-only checks) are
+timed on the same tenant after the comparison alone.
+
 Printed for each: wall time, Graph and SCIM request counts, the minimum count computed from the
-data (assignment pages of 999, one members page of 999 per group, `$batch` requests of 20 for
-directly assigned users, Iru pages of the size the server grants), their ratio, and this
-process's peak RSS. The baseline runs on a sample of the assigned principals when the tenant is
+data (assignment pages of 999; the groups' first members pages of 999, 20 groups to a `$batch`,
+and their further pages; `$batch` requests of 20 for directly assigned users; Iru pages of the
+size the server grants), their ratio, and this process's peak RSS. The baseline runs on a sample of the assigned principals when the tenant is
 large (`--baseline-sample`) and is extrapolated linearly; the output says so.
 """
 
@@ -104,7 +108,9 @@ def _minimum(rb: Runbook, sp_id: str, recon: Any, scim_page: int) -> tuple[int, 
     direct = [u for u in expected.users if u.user_name.lower() not in in_groups]
     graph = (
         math.ceil(max(assignments, 1) / 999)
-        + sum(max(1, math.ceil(len(g.member_user_names) / 999)) for g in groups)
+        # the groups' first members pages, 20 to a $batch, then any further pages one by one
+        + math.ceil(len(groups) / 20)
+        + sum(max(0, math.ceil(len(g.member_user_names) / 999) - 1) for g in groups)
         + math.ceil(len(direct) / 20)
     )
     scim = math.ceil(max(recon.iru_users, 1) / scim_page) + math.ceil(
@@ -153,6 +159,48 @@ def _baseline(rb: Runbook, sp_id: str, sample: int | None) -> dict[str, Any]:
         "scim_seconds": round(scim_seconds, 2),
         "seconds_extrapolated": round(graph_seconds * scale + scim_seconds, 1),
         "graph_requests_extrapolated": round(graph_requests * scale),
+    }
+
+
+def _timed_step_07(rb: Runbook, admin: _Admin, folder: str) -> dict[str, Any]:
+    """Page 07 as a dry run (its plan: the configuration checks and one comparison)."""
+    from runbook_lib.steps.verify_provisioning import VerifyProvisioning
+
+    admin.clear()
+    started = time.perf_counter()
+    cwd = os.getcwd()
+    os.chdir(folder)  # the full list of differences is written to the current folder
+    try:
+        outcome = VerifyProvisioning(rb, timeout_minutes=1).run(dry_run=True)
+    finally:
+        os.chdir(cwd)
+    return {
+        "seconds": round(time.perf_counter() - started, 2),
+        "graph_requests": admin.count("graph"),
+        "scim_requests": admin.count("iru"),
+        "planned_changes": len(outcome.planned),
+        "peak_rss_mib": round(_rss_mib(), 1),
+    }
+
+
+def _timed_check(admin: _Admin, folder: str) -> dict[str, Any]:
+    """`runbook check` as a scheduler runs it: a new process, every page's read-only checks."""
+    admin.clear()
+    report = Path(folder) / "report"
+    command = [str(Path(sys.executable).parent / "runbook"), "check", "--target", "tenant",
+               "--report", str(report)]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))
+    seconds = time.perf_counter() - started
+    data = json.loads((report / "check.json").read_text()) if report.exists() else {}
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "seconds": round(seconds, 2),
+        "exit_code": done.returncode,
+        "graph_requests": admin.count("graph"),
+        "scim_requests": admin.count("iru"),
+        "findings": len(data.get("findings", [])),
+        "peak_rss_mib_children": round(usage, 1),
     }
 
 
@@ -208,6 +256,8 @@ def main() -> None:
                     "ratio": round((graph_n + scim_n) / max(min_graph + min_scim, 1), 3),
                     "peak_rss_mib": round(_rss_mib(), 1),
                 }
+                result["step_07_dry_run"] = _timed_step_07(rb, admin, folder)
+                result["runbook_check"] = _timed_check(admin, folder)
                 admin.clear()
                 sample = None if args.baseline_sample == 0 else args.baseline_sample
                 result["baseline"] = _baseline(rb, sp["id"], sample)

@@ -32,6 +32,7 @@ class Finding:
     :param category: ``configuration``, ``assignments`` or ``data`` (see the module docstring).
     :param kind: a stable machine name, e.g. ``user_missing``, ``user_external_id``,
         ``user_active``, ``group_missing``, ``group_members``, ``group_external_id``,
+        ``group_name_shared``,
         ``job_paused``, ``job_quarantined``, ``mapping``, ``scope``, ``credentials``,
         ``assignment_map_group``, ``nested_group``.
     :param object: what it is about, e.g. ``user adele@contoso.com`` or ``group Iru Pilot``.
@@ -53,3 +54,18 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        """The inverse of :meth:`to_dict` (keys other than the six fields are ignored)."""
+        category = str(data["category"])
+        if category not in CATEGORIES:
+            raise ValueError(f"unknown finding category {category!r}")
+        return cls(
+            category,
+            str(data["kind"]),
+            str(data["object"]),
+            str(data["expected"]),
+            str(data["found"]),
+            str(data["fix"]),
+        )

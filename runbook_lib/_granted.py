@@ -100,7 +100,7 @@ def _app_only(graph: GraphClient, client_id: str) -> frozenset[str]:
     role_names = {str(r.get("id")): str(r.get("value")) for r in graph_sp.get("appRoles", [])}
     return frozenset(
         role_names[str(a.get("appRoleId"))]
-        for a in graph.get_all(f"servicePrincipals/{sp_id}/appRoleAssignments")
+        for a in graph.get_all(f"servicePrincipals/{sp_id}/appRoleAssignments", top=999)
         if str(a.get("resourceId")) == str(graph_sp.get("id"))
         and str(a.get("appRoleId")) in role_names
     )
@@ -125,6 +125,7 @@ def _roles(graph: GraphClient) -> frozenset[str]:
     found = graph.get_all(
         "me/memberOf/microsoft.graph.directoryRole",
         params={"$select": "id,displayName,roleTemplateId"},
+        top=999,
     )
     names: set[str] = set()
     for role in found:

@@ -64,9 +64,10 @@ _PREREQUISITE_STEPS = ("00-overview", "01-connect")
 # Where a step's findings go unless a finding says otherwise.
 _HOME: dict[str, Category] = {"06-assign-users-and-groups": "assignments"}
 _DATA_STEP = "07-verify-provisioning"
-# Options a check forces on steps: no trigger on page 07, no demo on page 09.
+# Options a check forces on steps: no trigger on page 07 and no differences file beside the
+# reports (check.json lists every finding), no demo on page 09.
 _CHECK_OPTIONS: dict[str, dict[str, Any]] = {
-    _DATA_STEP: {"trigger": "none"},
+    _DATA_STEP: {"trigger": "none", "write_differences": False},
     "09-considerations": {"run_demo": False},
 }
 
@@ -116,6 +117,7 @@ class CheckReport:
     not_checked: list[NotChecked] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (step, text)
     steps: list[StepOutcome] = field(default_factory=list)
+    _seen: set[tuple[str, str, str, str]] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def exit_code(self) -> int:
@@ -138,10 +140,14 @@ class CheckReport:
         return counts
 
     def add(self, step: str, finding: Finding) -> None:
+        finding = _clean(finding)
         key = (finding.category, finding.kind, finding.object, finding.found)
-        if any((f.category, f.kind, f.object, f.found) == key for _s, f in self.findings):
-            return  # each difference once
-        self.findings.append((step, _clean(finding)))
+        if len(self._seen) != len(self.findings):  # findings appended directly: index them
+            self._seen = {(f.category, f.kind, f.object, f.found) for _s, f in self.findings}
+        if key in self._seen:
+            return  # each difference once (a set: 100,000 findings stay linear)
+        self._seen.add(key)
+        self.findings.append((step, finding))
 
     def summary_lines(self) -> list[str]:
         counts = self.counts()
@@ -261,54 +267,13 @@ def _check_finding(step: str, check: CheckResult, category: Category) -> Finding
     )
 
 
-_MISMATCH = re.compile(r"^(active|externalId) is (.*), expected (.*)$")
-
-
-def _mismatch_finding(kind: str, name: str, problem: str) -> Finding:
-    """Page 07's ``Mismatch`` (kind, name, problem) as a data finding."""
-    obj = f"{kind} {name}"
-    fix = (
-        "Check the provisioning logs for this object; run page 07 to trigger a cycle, "
-        "or provision it on demand."
-    )
-    if problem == "not in Iru":
-        return Finding("data", f"{kind}_missing", obj, "present in Iru", "absent", fix)
-    match = _MISMATCH.match(problem)
-    if match:
-        attribute, found, expected = match.groups()
-        suffix = "active" if attribute == "active" else "external_id"
-        if suffix == "external_id":
-            fix = (
-                "Something other than Entra changed externalId in Iru, or the mapping changed; "
-                "run page 08 to restart provisioning, which sends the value again."
-            )
-        return Finding("data", f"{kind}_{suffix}", obj, expected, found, fix)
-    if "members" in problem:
-        return Finding("data", "group_members", obj, "its direct members in Entra", problem, fix)
-    return Finding("data", f"{kind}_differs", obj, "as in Entra", problem, fix)
-
-
-def _data_findings(step: Any, runbook: Any) -> list[Finding] | None:
-    """Page 07's object-level findings: from the step when it exposes them, else recomputed."""
+def _data_findings(step: Any) -> list[Finding] | None:
+    """Page 07's object-level findings, from the comparison the step read (never a second
+    read: ``runbook check`` compares Entra and Iru once)."""
     exposed = getattr(step, "findings", None)
-    if exposed is None:
-        exposed = getattr(getattr(step, "result", None), "findings", None)
     if isinstance(exposed, list | tuple) and all(isinstance(f, Finding) for f in exposed):
         return list(exposed)
-    try:  # the reconciler before it produced findings: compare and map its Mismatches
-        from . import _expectations as ex
-        from ._tenant import require_app, require_job
-        from .steps.mappings_and_scope import schema_path
-
-        graph = runbook.graph
-        sp = require_app(graph, runbook.app_name)
-        job = require_job(graph, sp["id"])
-        schema = graph.get(schema_path(sp["id"], job["id"]))
-        expected = ex.expected_state(graph, sp["id"], schema)
-        mismatches = ex.compare(expected, runbook.scim)
-        return [_mismatch_finding(m.kind, m.name, m.problem) for m in mismatches]
-    except (ImportError, AttributeError, TypeError):
-        return None  # the failed checks below still make the result non-green
+    return None  # the failed checks still make the result non-green
 
 
 def notebook_defaults(notebooks_dir: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -394,7 +359,7 @@ def _check_one(
         planned: list[Change] = step.plan()
         notes_after_plan = list(getattr(step, "notes", []))
         checks: list[CheckResult] = step.verify() if not planned or name == _DATA_STEP else []
-        data = _data_findings(step, runbook) if name == _DATA_STEP else None
+        data = _data_findings(step) if name == _DATA_STEP else None
     except AmbiguousAppError as exc:
         finding = Finding(
             "configuration",

@@ -43,9 +43,13 @@ def test_a_clean_preprovisioned_tenant_reports_nothing_but_real_failures(
 ) -> None:
     sb = sandbox_factory(users=300, groups=20, preprovisioned=True)
     findings = _findings(sb, monkeypatch)
-    # The only differences are groups Entra itself could not create (two groups share a name).
-    assert all(f.kind == "group_missing" for f in findings), findings
-    assert {f.object.removeprefix("group ") for f in findings}.isdisjoint(_unique_group_names(sb))
+    # The only differences are groups Entra itself could not create, because two assigned
+    # groups share a name: one finding per shared name, none per group.
+    assert findings, "the seeded directory has two groups named alike"
+    assert all(f.kind == "group_name_shared" for f in findings), findings
+    names = [f.object.removeprefix("group ") for f in findings]
+    assert len(names) == len(set(names))
+    assert set(names).isdisjoint(_unique_group_names(sb))
 
 
 def test_every_seeded_difference_is_reported_exactly_once(sandbox_factory, monkeypatch) -> None:
@@ -58,12 +62,11 @@ def test_every_seeded_difference_is_reported_exactly_once(sandbox_factory, monke
     )
     sb = sandbox_factory(users=300, groups=20, preprovisioned=True, drift=drift)
     findings = _findings(sb, monkeypatch)
-    unique = _unique_group_names(sb)
     seeded = Counter((KIND[kind], name.lower()) for kind, name in sb.seeded_drift)
     found = Counter(
         (f.kind, f.object.split(" ", 1)[1].lower())
         for f in findings
-        if not (f.kind == "group_missing" and f.object.removeprefix("group ") not in unique)
+        if f.kind != "group_name_shared"
     )
     assert found == seeded
     assert sum(seeded.values()) == 14

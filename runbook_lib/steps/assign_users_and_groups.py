@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from .._checks import Change, CheckResult
 from .._exceptions import GraphError, GraphNotFound, StepError
 from .._graph import odata_quote
+from .._snapshot import forget
 from .._tenant import find_user, require_app
 from ._base import Step
 
@@ -103,7 +104,9 @@ class AssignUsersAndGroups(Step):
         return users, groups
 
     def _assignments(self, sp_id: str) -> list[dict[str, Any]]:
-        return list(self.runbook.graph.get_all(f"servicePrincipals/{sp_id}/appRoleAssignedTo"))
+        return list(
+            self.runbook.graph.get_all(f"servicePrincipals/{sp_id}/appRoleAssignedTo", top=999)
+        )
 
     @staticmethod
     def _user_role(sp: dict[str, Any]) -> str:
@@ -120,7 +123,7 @@ class AssignUsersAndGroups(Step):
         notes = []
         for group in groups:
             members = self.runbook.graph.get_all(
-                f"groups/{group['id']}/members", params={"$select": "id,displayName"}
+                f"groups/{group['id']}/members", params={"$select": "id,displayName"}, top=999
             )
             nested = [
                 m.get("displayName", m["id"])
@@ -142,6 +145,12 @@ class AssignUsersAndGroups(Step):
         users, groups = self._resolve()
         assigned = {a["principalId"] for a in self._assignments(sp["id"])}
         self.notes = self._nested_warnings(groups)
+        if not self.users and not self.groups:
+            self.notes.append(
+                "No users or groups were given (the users and groups parameters are empty), so "
+                "nothing is assigned. List them under 06-assign-users-and-groups in your "
+                "parameters file (or in this page's parameters cell) and run this page again."
+            )
         for group in groups:
             if group.get("securityEnabled") is False:
                 self.notes.append(
@@ -165,6 +174,9 @@ class AssignUsersAndGroups(Step):
         sp = require_app(graph, self.runbook.app_name)
         role = self._user_role(sp)
         applied: list[Change] = []
+        if changes:
+            # A comparison kept from an earlier page 07 no longer describes who is assigned.
+            forget(self.runbook)
         for change in changes:
             body = {"principalId": change.detail, "resourceId": sp["id"], "appRoleId": role}
             is_group = change.target.startswith("group ")

@@ -7,7 +7,10 @@ reach Iru promptly only when provisioning is paused and started again; the step 
 then shows the new externalId values arriving in Iru.
 
 Iru is compared with Entra by :func:`runbook_lib._reconcile.reconcile`, read once per run:
-``verify`` reuses the read ``plan`` made when nothing was applied.
+``plan`` uses the comparison page 07 kept for the run (:mod:`runbook_lib._snapshot`) while no
+provisioning cycle has run and no mapping has changed since, and reads afresh otherwise;
+``verify`` reuses that comparison when nothing was applied, and always reads afresh after an
+apply.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from .._checks import Change, CheckResult
 from .._findings import Finding
 from .._reconcile import Reconciliation
 from .._schema import expected_external_id, external_id_changes, with_changes
+from .._snapshot import forget
 from .._tenant import require_app, require_job
 from ._base import Step
 from .mappings_and_scope import schema_path
@@ -41,6 +45,7 @@ class UpdateMappingsAndRestart(Step):
         self.expected = expected_external_id(True)
         self._compared: tuple[str, Reconciliation] | None = None
         """(service principal id, comparison) of the last read, until something is applied."""
+        self._applied = False
 
     def _read(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         graph = self.runbook.graph
@@ -56,21 +61,23 @@ class UpdateMappingsAndRestart(Step):
         ]
         return changes
 
-    def _compare(self, sp_id: str, schema: dict[str, Any], *, fresh: bool) -> Reconciliation:
-        if fresh or self._compared is None or self._compared[0] != sp_id:
-            self._compared = (sp_id, read_reconciliation(self, sp_id, schema))
+    def _compare(
+        self, sp: dict[str, Any], job: dict[str, Any], schema: dict[str, Any], *, reuse: bool
+    ) -> Reconciliation:
+        """The comparison: this step's own, or the run's (when ``reuse``), or a fresh read."""
+        if not reuse or self._compared is None or self._compared[0] != sp["id"]:
+            result = read_reconciliation(self, sp, job, schema, reuse=reuse)
+            self._compared = (sp["id"], result)
         return self._compared[1]
-
-    def _stale_in_iru(self, sp_id: str, schema: dict[str, Any]) -> list[str]:
-        found = self._compare(sp_id, schema, fresh=True).findings
-        return [f.object for f in found if f.kind in _EXTERNAL_ID]
 
     def plan(self) -> list[Change]:
         self._compared = None
-        sp, _job, schema = self._read()
+        self._applied = False
+        sp, job, schema = self._read()
         changes = self._mapping_changes(schema)
         if not changes:
-            stale = self._stale_in_iru(sp["id"], schema)
+            found = self._compare(sp, job, schema, reuse=True).findings
+            stale = [f.object for f in found if f.kind in _EXTERNAL_ID]
             if not stale:
                 return []
             detail = f"{len(stale)} object(s) in Iru still carry the old externalId"
@@ -84,6 +91,8 @@ class UpdateMappingsAndRestart(Step):
     def apply(self, changes: list[Change]) -> list[Change]:
         graph = self.runbook.graph
         self._compared = None  # the writes below change what Iru holds: verify reads afresh
+        self._applied = True
+        forget(self.runbook)
         sp, job, schema = self._read()
         base = f"servicePrincipals/{sp['id']}/synchronization/jobs/{job['id']}"
         external = {
@@ -100,7 +109,7 @@ class UpdateMappingsAndRestart(Step):
         return list(changes)
 
     def verify(self) -> list[CheckResult]:
-        sp, _job, schema = self._read()
+        sp, job, schema = self._read()
         checks = []
         remaining = self._mapping_changes(schema)
         if remaining:
@@ -118,8 +127,8 @@ class UpdateMappingsAndRestart(Step):
                     "externalId comes from objectId for users and groups", "[objectId]"
                 )
             )
-        # A mapping the step did not change leaves Iru as plan read it: reuse that read.
-        result = self._compare(sp["id"], schema, fresh=bool(remaining))
+        # Nothing applied and the mapping as plan saw it: Iru is as plan compared it.
+        result = self._compare(sp, job, schema, reuse=not (self._applied or remaining))
         expected = result.expected
         stale: list[Finding] = [f for f in result.findings if f.kind in _EXTERNAL_ID | _MISSING]
         if stale:

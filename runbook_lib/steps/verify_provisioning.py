@@ -7,36 +7,53 @@ larger, then waits for the cycle with a bounded timeout, and compares again. Qua
 failed provisioning-log entries are turned into remediation sentences.
 
 The comparison is :func:`runbook_lib._reconcile.reconcile`: one read of each side, whatever the
-tenant's size. When ``plan`` finds nothing to do, ``verify`` reuses its read instead of reading
-everything again; anything ``apply`` writes makes the next read a fresh one. The table shows
-every object of a small tenant; past 50 objects it shows the first 50 differences and counts
-the rest by kind.
+tenant's size. ``plan`` always reads; when it finds nothing to do, ``verify`` reuses that read
+instead of reading everything again, and anything ``apply`` writes makes the next read a fresh
+one. Each read is kept for the run (:mod:`runbook_lib._snapshot`), so page 08 compares with
+it instead of reading again while no cycle has run and no mapping has changed.
+
+While it reads, JupyterLab shows a progress bar over the Graph and SCIM requests; under
+papermill or the CLI a large read prints a few lines instead. The table shows every object of
+a small tenant; past 50 objects it shows the first 50 differences and counts them by kind,
+and past 50 differences the whole list is written to :data:`DIFFERENCES_FILE` in the run
+folder (the current folder outside ``runbook run``).
 """
 
 from __future__ import annotations
 
+import csv
 import html
 import json
+import logging
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 from .._checks import Change, CheckResult, Exhibit
 from .._diagnose import entry_level_errors, explain, explain_job_status
 from .._exceptions import GraphError, StepError
-from .._expectations import ExpectedState
+from .._expectations import ExpectedState, ReadProgress
 from .._findings import Finding
 from .._graph import odata_quote
 from .._reconcile import Reconciliation, reconcile
+from .._redact import redact
 from .._schema import rule_for
+from .._snapshot import forget, recall, remember, run_folder, snapshot_key
 from .._tenant import require_app, require_job
 from ._base import Step
 from .mappings_and_scope import schema_path
 
 __all__ = ["VerifyProvisioning", "read_reconciliation", "wait_for_cycle"]
 
+log = logging.getLogger(__name__)
+
 ON_DEMAND_LIMIT = 5
 TABLE_ROWS = 50
 """Rows of the comparison table at most; the rest are counted, not listed."""
+DIFFERENCES_FILE = "07-verify-provisioning-differences.csv"
+"""Every difference, one row each, when there are more than :data:`TABLE_ROWS`."""
+PROGRESS_LINES_FROM = 50
+"""A read of at least this many requests prints a line at 25, 50 and 75% and at the end."""
 _ON_DEMAND_MEMBERS = 5
 TRIGGERS = ("auto", "on_demand", "restart", "wait", "none")
 
@@ -74,15 +91,89 @@ def wait_for_cycle(
         bar(None)
 
 
-def read_reconciliation(step: Step, sp_id: str, schema: dict[str, Any]) -> Reconciliation:
-    """Entra and Iru read once and compared, with the runbook's Graph concurrency."""
-    return reconcile(
-        step.runbook.graph,
-        step.runbook.scim,
-        sp_id,
-        schema,
-        concurrency=step.runbook.settings.graph_concurrency,
-    )
+def read_reconciliation(
+    step: Step,
+    sp: dict[str, Any],
+    job: dict[str, Any],
+    schema: dict[str, Any],
+    *,
+    reuse: bool = False,
+) -> Reconciliation:
+    """Entra and Iru compared: the run's last read when ``reuse`` and it still holds, else a
+    fresh read (with the runbook's Graph concurrency), which is kept for the run."""
+    runbook = step.runbook
+    key = snapshot_key(runbook, sp, job, schema)
+    if reuse:
+        kept = recall(runbook, key)
+        if kept is not None:
+            log.info("Reusing the comparison %s read %.0f s ago", kept.read_by, kept.age())
+            if kept.read_by != step.name:
+                step.notes.append(
+                    f"Iru and Entra as {kept.read_by} read them earlier in this run: no "
+                    "provisioning cycle has run and no mapping has changed since, so they were "
+                    "not read again."
+                )
+            return kept.result
+    read_at = time.time()
+    result = _read_with_progress(step, sp["id"], schema)
+    remember(runbook, key, result, read_at=read_at, read_by=step.name)
+    return result
+
+
+def _read_with_progress(step: Step, sp_id: str, schema: dict[str, Any]) -> Reconciliation:
+    """One read, shown as a progress bar (JupyterLab) or, when large, a few lines."""
+    runbook = step.runbook
+    bar = runbook.progress_bar(total=100, description="Reading Entra and Iru (% of requests)")
+    shown = 0
+    told: set[int] = set()
+
+    def on_progress(now: ReadProgress) -> None:
+        nonlocal shown
+        percent = int(100 * now.fraction)
+        if percent > shown:
+            shown = percent
+            bar(percent)
+        if now.total < PROGRESS_LINES_FROM:
+            return
+        for quarter in (25, 50, 75):
+            if percent >= quarter and quarter not in told:
+                told.add(quarter)
+                runbook.progress(
+                    f"Reading Entra and Iru: {quarter}% ({now.done:,} of the {now.total:,} "
+                    "requests known so far)"
+                )
+
+    try:
+        result = reconcile(
+            runbook.graph,
+            runbook.scim,
+            sp_id,
+            schema,
+            concurrency=runbook.settings.graph_concurrency,
+            progress=on_progress,
+        )
+    finally:
+        bar(None)
+    reads = result.reads
+    if reads.total >= PROGRESS_LINES_FROM:
+        runbook.progress(
+            f"Read Entra ({reads.graph_done:,} Graph requests) and Iru ({reads.scim_done:,} "
+            f"SCIM pages) in {result.seconds:.0f} s."
+        )
+    return result
+
+
+def write_differences(findings: list[Finding], folder: Path) -> Path:
+    """Every finding as a row of :data:`DIFFERENCES_FILE` in ``folder``; returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / DIFFERENCES_FILE
+    fields = ("kind", "object", "expected", "found", "fix")
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(fields)
+        for finding in findings:
+            writer.writerow([redact(str(getattr(finding, f))) for f in fields])
+    return path
 
 
 def _subject(finding: Finding) -> tuple[str, str]:
@@ -106,13 +197,22 @@ class VerifyProvisioning(Step):
     title: ClassVar[str] = "Verify provisioning"
 
     def __init__(
-        self, runbook: Any, *, trigger: str = "auto", timeout_minutes: float = 10.0
+        self,
+        runbook: Any,
+        *,
+        trigger: str = "auto",
+        timeout_minutes: float = 10.0,
+        write_differences: bool = True,
     ) -> None:
         super().__init__(runbook)
         if trigger not in TRIGGERS:
             raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
         self.trigger = trigger
         self.timeout = timeout_minutes * 60.0
+        self.write_differences = write_differences
+        """Past :data:`TABLE_ROWS` differences, write them all to :data:`DIFFERENCES_FILE`."""
+        self.differences_file: Path | None = None
+        """Where :meth:`verify` wrote every difference (None when the table shows them all)."""
         self._snapshot: (
             tuple[dict[str, Any], dict[str, Any], dict[str, Any], Reconciliation] | None
         ) = None
@@ -141,7 +241,7 @@ class VerifyProvisioning(Step):
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], Reconciliation]:
         if fresh or self._snapshot is None:
             sp, job, schema = self._context()
-            self._snapshot = (sp, job, schema, read_reconciliation(self, sp["id"], schema))
+            self._snapshot = (sp, job, schema, read_reconciliation(self, sp, job, schema))
         return self._snapshot
 
     def plan(self) -> list[Change]:
@@ -177,6 +277,7 @@ class VerifyProvisioning(Step):
         if snapshot is None:
             snapshot = self._state()
             self._snapshot = None
+        forget(self.runbook)  # nor may page 08 reuse a read from before these writes
         sp, _job, schema, result = snapshot
         job = require_job(graph, sp["id"])
         base = f"servicePrincipals/{sp['id']}/synchronization/jobs/{job['id']}"
@@ -290,7 +391,10 @@ class VerifyProvisioning(Step):
         failed = [(kind, name, "; ".join(p)) for (kind, name), p in by_name.items()]
         failed_users = [r for r in failed if r[0] == "user"]
         failed_groups = [r for r in failed if r[0] == "group"]
-        self.exhibits = [self._exhibit(expected, by_name, result)]
+        self.differences_file = None
+        if len(by_name) > TABLE_ROWS and self.write_differences:
+            self.differences_file = write_differences(mismatches, run_folder() or Path.cwd())
+        self.exhibits = [self._exhibit(expected, by_name, result, self.differences_file)]
         fix = "Read the provisioning log failures above; once fixed, run this page again to trigger a new cycle."
         if failed_users:
             checks.append(
@@ -386,8 +490,10 @@ class VerifyProvisioning(Step):
         expected: ExpectedState,
         by_name: dict[tuple[str, str], list[str]],
         result: Reconciliation,
+        full_list: Path | None = None,
     ) -> Exhibit:
-        """Every object for a small tenant; past :data:`TABLE_ROWS`, the differences only."""
+        """Every object for a small tenant; past :data:`TABLE_ROWS`, the differences only,
+        counted by kind, with ``full_list`` named when it holds them all."""
         if len(expected.users) + len(expected.groups) <= TABLE_ROWS:
             rows = [
                 ("user", u.user_name, "; ".join(by_name.get(("user", u.user_name), [])))
@@ -400,11 +506,16 @@ class VerifyProvisioning(Step):
         rows = [(k, n, "; ".join(p)) for (k, n), p in list(by_name.items())[:TABLE_ROWS]]
         counts = ", ".join(f"{kind} {n}" for kind, n in sorted(result.by_kind().items()))
         summary = (
-            f"{len(expected.users)} user(s) and {len(expected.groups)} group(s) compared; "
-            f"{len(by_name)} differ"
+            f"{len(expected.users):,} user(s) and {len(expected.groups):,} group(s) compared; "
+            f"{len(by_name):,} differ"
             + (f" ({counts})" if counts else "")
             + (f"; the first {TABLE_ROWS} are listed" if len(by_name) > TABLE_ROWS else "")
             + "."
+            + (
+                f" All {len(result.findings):,} differences are in {full_list}."
+                if full_list is not None
+                else ""
+            )
         )
         table = cls._table(rows)
         return Exhibit(
