@@ -20,11 +20,23 @@
 The same classes run against the sandbox's token endpoint; only the authority URL and the CA
 bundle differ. msal's instance discovery only knows Microsoft's own login hosts, so it is
 switched off for any other authority.
+
+One sign-in per ``runbook run``: the runner signs in once (:class:`RunSignIn`; a device code is
+shown on its console) and hands the access token to the pages' kernels through a private file
+(mode 0600 in a 0700 directory of its own, named by :data:`RUN_SIGN_IN_ENV`, removed when the
+run ends). A page uses that token only when its own settings would sign in the same way
+(:func:`run_credential`); otherwise, or once the token is near expiry, it signs in itself. The
+token never passes through papermill parameters, notebook outputs or logs.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
+import stat
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -34,21 +46,24 @@ from urllib.parse import urlsplit
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
-from ._exceptions import ConfigurationError, SignInError
+from ._exceptions import ConfigurationError, RunbookError, SignInError
 from ._permissions import SignInKind, delegated_scopes
 from ._redact import redact, register_secret
-from ._settings import Settings, _from_keyring, require_secret
+from ._settings import Settings, _from_keyring, load_settings, require_secret
 from ._tls import ca_file_for_requests
 
 __all__ = [
     "APP_ONLY_METHODS",
     "GRAPH_CLI_CLIENT_ID",
     "MICROSOFT_AUTHORITY_HOSTS",
+    "RUN_SIGN_IN_ENV",
+    "RunSignIn",
     "SignInMethod",
     "auth_method",
     "get_token",
     "graph_scopes",
     "make_credential",
+    "run_credential",
     "sign_in_kind",
     "sign_in_problems",
 ]
@@ -476,3 +491,188 @@ def get_token(credential: TokenCredential, *scopes: str) -> AccessToken:
         ) from exc
     register_secret(token.token)
     return token
+
+
+# -- one sign-in per run ---------------------------------------------------------------------
+
+RUN_SIGN_IN_ENV = "RUNBOOK_RUN_SIGN_IN"
+"""Set by ``runbook run`` for its kernels: the private file holding the run's one sign-in."""
+
+_USABLE_FOR = 360.0
+"""A shared token is used only while it has this many seconds left: the Graph client renews
+5 minutes before expiry, and a page must not be handed a token it would renew at once."""
+
+_RENEW_WITHIN = 600.0
+"""The runner asks its credential again only when the shared token has less than this left
+(Azure CLI, for one, runs ``az`` on every request and caches nothing)."""
+
+log = logging.getLogger(__name__)
+
+
+def _run_key(settings: Settings) -> dict[str, Any]:
+    """What makes two sign-ins interchangeable: the method, where, as whom, for which scopes."""
+    return {
+        "method": auth_method(settings),
+        "authority": settings.authority.rstrip("/"),
+        "tenant_id": settings.tenant_id,
+        "client_id": settings.client_id,
+        "certificate": str(settings.client_certificate or ""),
+        "scopes": list(graph_scopes(settings)),
+    }
+
+
+def _read_private(path: Path) -> dict[str, Any] | None:
+    """The JSON in ``path`` if it is a regular file of this user that only they can read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        private = stat.S_ISREG(info.st_mode) and (
+            os.name != "posix" or (info.st_uid == os.getuid() and not info.st_mode & 0o077)
+        )
+        if not private:
+            log.warning("Ignoring %s: not a private file of this user.", path)
+            return None
+        try:
+            data = json.loads(handle.read())
+        except ValueError:
+            return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` with ``data`` in one step, readable by this user only."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    os.replace(tmp, path)
+
+
+class RunSignIn:
+    """The runner's side of the run's one sign-in.
+
+    :meth:`ensure` signs in on its first call and, on later calls (one before each page),
+    renews the token in the file once it is near expiry. A sign-in that cannot
+    start (a missing setting) shares nothing, so each page reports it in its own words; a
+    sign-in that fails is shared as the error, so it is not retried (nor a device code asked
+    for again) on every page.
+
+    :param path: the file to write, in a directory only this user can enter.
+    :param prompt: shows the device code message (the runner's console).
+    """
+
+    def __init__(self, path: Path, *, prompt: Callable[[str], None]) -> None:
+        self.path = path
+        self._prompt = prompt
+        self._started = False
+        self._credential: TokenCredential | None = None
+        self._key: dict[str, Any] = {}
+        self._scopes: tuple[str, ...] = ()
+        self._token = ""
+        self._expires_on = 0
+
+    def ensure(self) -> None:
+        """Sign in (first call) or refresh the shared token; never raises a sign-in error."""
+        if not self._started:
+            self._started = True
+            try:
+                settings = load_settings()
+                self._key = _run_key(settings)
+                self._scopes = graph_scopes(settings)
+                self._credential = make_credential(settings, prompt=self._prompt)
+            except RunbookError:
+                return
+        if self._credential is None or self._expires_on - time.time() > _RENEW_WITHIN:
+            return
+        try:
+            token = get_token(self._credential, *self._scopes)
+        except SignInError as exc:
+            self._credential = None
+            error = {
+                "message": exc.message,
+                "remediation": exc.remediation,
+                "hint": exc.hint,
+                "aadsts": exc.aadsts,
+            }
+            _write_private(self.path, {"key": self._key, "error": error})
+            return
+        self._expires_on = token.expires_on
+        if token.token != self._token:
+            self._token = token.token
+            record = {"key": self._key, "token": token.token, "expires_on": token.expires_on}
+            _write_private(self.path, record)
+
+
+class _RunCredential:
+    """A page's credential under ``runbook run``: the run's token while it lasts, then the
+    page's own sign-in (built only if needed)."""
+
+    def __init__(self, path: Path, key: dict[str, Any], fallback: Callable[[], TokenCredential]):
+        self._path = path
+        self._key = key
+        self._fallback = fallback
+        self._own: TokenCredential | None = None
+
+    def shared(self) -> AccessToken | None:
+        """The run's token, if it is for this page's sign-in and still has time left."""
+        data = _read_private(self._path)
+        if data is None or data.get("key") != self._key:
+            return None
+        error = data.get("error")
+        if isinstance(error, dict):
+            raise SignInError(
+                str(error.get("message", "")),
+                str(error.get("remediation", "")),
+                hint=str(error.get("hint", "")),
+                aadsts=str(error.get("aadsts", "")),
+            )
+        token, expires_on = data.get("token"), data.get("expires_on")
+        if not isinstance(token, str) or not isinstance(expires_on, int):
+            return None
+        register_secret(token)
+        if expires_on - time.time() < _USABLE_FOR:
+            return None
+        return AccessToken(token, expires_on)
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        if list(scopes) == self._key["scopes"] and not claims and not tenant_id:
+            found = self.shared()
+            if found is not None:
+                return found
+        if self._own is None:
+            self._own = self._fallback()
+        return self._own.get_token(
+            *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+        )
+
+
+def run_credential(
+    settings: Settings, *, prompt: Callable[[str], None] | None = None
+) -> TokenCredential | None:
+    """The run's shared sign-in for a page, or None outside ``runbook run`` or when the run's
+    sign-in does not fit these settings (the page then signs in itself, as before)."""
+    location = os.environ.get(RUN_SIGN_IN_ENV)
+    if not location:
+        return None
+    try:
+        key = _run_key(settings)
+    except RunbookError:
+        return None
+    credential = _RunCredential(
+        Path(location), key, lambda: make_credential(settings, prompt=prompt)
+    )
+    data = _read_private(Path(location))
+    if data is None or data.get("key") != key:
+        return None
+    return credential

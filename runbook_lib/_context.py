@@ -2,7 +2,8 @@
 
 A notebook builds one from its parameters; the CLI and the tests build one from the
 environment. Nothing here knows whether it talks to Microsoft or to the sandbox: only the URLs
-and the CA bundle in the settings differ.
+and the CA bundle in the settings differ. Under ``runbook run`` the credential is the run's one
+sign-in (:func:`runbook_lib._auth.run_credential`) whenever it fits the page's settings.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from azure.core.credentials import TokenCredential
 
-from ._auth import graph_scopes, make_credential
+from ._auth import graph_scopes, make_credential, run_credential
 from ._graph import GraphClient
 from ._scim import IruScimClient
 from ._settings import Settings, load_settings, require_secret
@@ -56,7 +57,11 @@ class Runbook:
 
     @cached_property
     def credential(self) -> TokenCredential:
-        return self._credential or make_credential(self.settings, prompt=self.progress)
+        return (
+            self._credential
+            or run_credential(self.settings, prompt=self.progress)
+            or make_credential(self.settings, prompt=self.progress)
+        )
 
     @cached_property
     def tls(self) -> Any:
