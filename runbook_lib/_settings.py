@@ -29,7 +29,9 @@ __all__ = [
     "AuthMethod",
     "Settings",
     "load_settings",
+    "missing_settings",
     "require_secret",
+    "require_settings",
 ]
 
 AuthMethod = Literal[
@@ -262,3 +264,60 @@ def require_secret(settings: Settings, name: str) -> SecretStr:
         )
     register_secret(found)
     return SecretStr(found)
+
+
+def missing_settings(settings: Settings, *, check_keyring: bool = True) -> list[tuple[str, str]]:
+    """Every setting a run needs that ``settings`` lacks, as ``(problem, fix)`` pairs.
+
+    Each pair names the ``RUNBOOK_*`` variable and says how to set it: the sign-in settings
+    the resolved method needs (as :func:`runbook_lib._auth.sign_in_problems` lists them), the
+    Iru SCIM API URL and the Iru SCIM token. A secret stored in the keyring counts as set
+    (``check_keyring``); nobody is prompted. Empty when nothing is missing.
+    """
+    from ._auth import sign_in_problems  # _auth imports this module
+
+    problems = list(sign_in_problems(settings, check_keyring=check_keyring))
+    if not settings.scim_url:
+        problems.append(
+            (
+                "RUNBOOK_SCIM_URL is not set",
+                "Set RUNBOOK_SCIM_URL to the SCIM API URL shown under View Details of the SCIM "
+                "integration in Iru Endpoint (it ends in /api/v1/scim).",
+            )
+        )
+    token = settings.scim_token
+    if not (token is not None and token.get_secret_value()) and not (
+        check_keyring and _from_keyring("scim_token")
+    ):
+        problems.append(
+            (
+                "RUNBOOK_SCIM_TOKEN is not set",
+                "Set RUNBOOK_SCIM_TOKEN to the token Iru Endpoint showed when the SCIM "
+                f"integration was created, or store it with `keyring set {KEYRING_SERVICE} "
+                "scim_token`.",
+            )
+        )
+    return problems
+
+
+def require_settings(settings: Settings | None = None, *, check_keyring: bool = True) -> Settings:
+    """``settings`` (else :func:`load_settings`) when nothing a run needs is missing.
+
+    Otherwise raises one :class:`ConfigurationError` that names every missing setting at
+    once, each with its ``RUNBOOK_*`` variable and how to set it, so that a run against a
+    tenant stops before its first page instead of one setting at a time.
+    """
+    settings = settings or load_settings()
+    problems = missing_settings(settings, check_keyring=check_keyring)
+    if not problems:
+        return settings
+    if len(problems) == 1:
+        problem, fix = problems[0]
+        raise ConfigurationError(f"{problem}.", fix, hint="00-overview")
+    listed = "\n".join(f"  - {problem}. {fix}" for problem, fix in problems)
+    raise ConfigurationError(
+        f"{len(problems)} settings are missing:\n{listed}",
+        "Set each variable above in the environment (or keep the secrets in the OS keyring) "
+        "and run again; docs/settings.md describes every setting.",
+        hint="00-overview",
+    )

@@ -77,15 +77,27 @@ def _target_env(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], obje
 
 
 def _parameters(args: argparse.Namespace) -> dict[str, dict[str, object]]:
-    """Per-page parameters: --parameters FILE, else parameters/sandbox.yaml for the sandbox."""
+    """Per-page parameters: --parameters FILE, else parameters/sandbox.yaml for the sandbox.
+
+    Checked strictly before anything starts or prints (every problem in one ConfigurationError).
+    Against a tenant the notebooks' sandbox samples are never used; when page 06 would
+    therefore assign nobody, this says so.
+    """
+    from ._parameters import ASSIGN_PAGE, assignment_notice
     from ._runner import load_parameters
 
-    if getattr(args, "parameters", None):
-        return load_parameters(Path(args.parameters))
+    target = getattr(args, "target", "sandbox")
+    path = Path(args.parameters) if getattr(args, "parameters", None) else None
     default = Path(__file__).resolve().parent.parent / "parameters" / "sandbox.yaml"
-    if getattr(args, "target", "sandbox") == "sandbox" and default.exists():
-        return load_parameters(default)
-    return {}
+    if path is None and target == "sandbox" and default.exists():
+        path = default
+    values = load_parameters(path, target=target)
+    only = getattr(args, "only", None) or []
+    if not only or any(o in (ASSIGN_PAGE, ASSIGN_PAGE[:2]) for o in only):
+        notice = assignment_notice(values, target, path)
+        if notice:
+            print(notice)
+    return values
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -102,13 +114,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    parameters = _parameters(args)  # a bad file stops here, before the sandbox or any page
     with _target_env(args) as (env, _sandbox):
         if args.target == "tenant":
             from ._exceptions import RunbookError
-            from ._settings import load_settings
+            from ._settings import load_settings, require_settings
 
             try:
-                load_settings()
+                require_settings(load_settings())  # names every missing setting at once
             except RunbookError as exc:
                 print(f"{exc.message}\nFix: {exc.remediation}", file=sys.stderr)
                 return 2
@@ -121,7 +134,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             only=args.only,
             notebooks_dir=Path(args.notebooks_dir) if args.notebooks_dir else None,
-            parameters=_parameters(args),
+            parameters=parameters,
         )
     verdict = "passed" if summary.ok else "FAILED"
     counted = (
@@ -143,12 +156,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         print("--timeout must be a positive number of minutes.", file=sys.stderr)
         return EXIT_NOT_CHECKED
+    given = _parameters(args)  # a bad file stops here, before the sandbox or any header
     with _target_env(args) as (env, _sandbox):
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
             # The same values `runbook run` uses: the notebooks' defaults, then --parameters.
-            given = _parameters(args)
             pages = {
                 page: {**values, **given.get(page, {})}
                 for page, values in notebook_defaults().items()

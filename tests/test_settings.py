@@ -91,3 +91,84 @@ def test_secret_from_keyring_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_national_cloud_scope_follows_the_graph_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNBOOK_GRAPH_URL", "https://graph.microsoft.us/v1.0")
     assert load_settings().graph_scope == "https://graph.microsoft.us/.default"
+
+
+# -- every missing setting at once ------------------------------------------------------------
+
+
+@pytest.fixture
+def _no_keyring(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("runbook_lib._settings._from_keyring", lambda name: None)
+    monkeypatch.setattr("runbook_lib._auth._from_keyring", lambda name: None)
+
+
+@pytest.mark.usefixtures("_no_keyring")
+def test_every_missing_setting_is_named_at_once() -> None:
+    from runbook_lib._settings import require_settings
+
+    with pytest.raises(ConfigurationError) as info:
+        require_settings(load_settings())
+    message, fix = info.value.message, info.value.remediation
+    assert message.startswith("3 settings are missing:")
+    for name in ("RUNBOOK_TENANT_ID", "RUNBOOK_SCIM_URL", "RUNBOOK_SCIM_TOKEN"):
+        assert f"{name} is not set" in message
+        assert f"Set {name}" in message  # each with how to set it
+    assert "keyring set runbook scim_token" in message
+    assert "environment" in fix and "docs/settings.md" in fix
+    assert info.value.hint == "00-overview"
+
+
+@pytest.mark.usefixtures("_no_keyring")
+def test_app_only_sign_in_names_its_own_settings_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runbook_lib._settings import missing_settings
+
+    monkeypatch.setenv("RUNBOOK_AUTH", "client-secret")
+    monkeypatch.setenv("RUNBOOK_SCIM_URL", "https://acme.api.kandji.io/api/v1/scim")
+    named = [problem.split(" ", 1)[0] for problem, _ in missing_settings(load_settings())]
+    assert named == [
+        "RUNBOOK_TENANT_ID",
+        "RUNBOOK_CLIENT_ID",
+        "RUNBOOK_CLIENT_SECRET",
+        "RUNBOOK_SCIM_TOKEN",
+    ]
+
+
+@pytest.mark.usefixtures("_no_keyring")
+def test_one_missing_setting_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runbook_lib._settings import require_settings
+
+    monkeypatch.setenv("RUNBOOK_TENANT_ID", "contoso.onmicrosoft.com")
+    monkeypatch.setenv("RUNBOOK_SCIM_TOKEN", CANARY)
+    with pytest.raises(ConfigurationError) as info:
+        require_settings()
+    assert info.value.message == "RUNBOOK_SCIM_URL is not set."
+    assert "View Details" in info.value.remediation and "/api/v1/scim" in info.value.remediation
+
+
+def test_complete_settings_pass_and_the_keyring_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runbook_lib._settings import missing_settings, require_settings
+
+    monkeypatch.setattr(
+        "runbook_lib._settings._from_keyring", lambda name: CANARY if name == "scim_token" else None
+    )
+    monkeypatch.setenv("RUNBOOK_TENANT_ID", "contoso.onmicrosoft.com")
+    monkeypatch.setenv("RUNBOOK_SCIM_URL", "https://acme.api.kandji.io/api/v1/scim")
+    settings = load_settings()
+    assert missing_settings(settings) == []
+    assert require_settings(settings) is settings
+    assert [p for p, _ in missing_settings(settings, check_keyring=False)] == [
+        "RUNBOOK_SCIM_TOKEN is not set"
+    ]
+
+
+@pytest.mark.usefixtures("_no_keyring")
+def test_a_tenant_run_names_every_missing_setting_before_any_page(tmp_path, capfd) -> None:
+    from runbook_lib.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["run", "--target", "tenant", "--runs-dir", str(runs)]) == 2
+    out, err = capfd.readouterr()
+    assert "Running the runbook" not in out and "Traceback" not in err
+    for name in ("RUNBOOK_TENANT_ID", "RUNBOOK_SCIM_URL", "RUNBOOK_SCIM_TOKEN"):
+        assert name in err
+    assert not runs.exists()
