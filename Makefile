@@ -36,11 +36,16 @@ run: $(STAMP)
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(ARGS)
 
+# make check: demonstrates the drift check on the sandbox (rehearse, check = 0, careless changes,
+# check = 1). With ARGS, or with tenant settings (RUNBOOK_TENANT_ID...) in the environment, it
+# runs a plain `runbook check` instead, e.g. make check ARGS="--target tenant --report reports/".
 check: $(STAMP)
-	$(BIN)/runbook check $(ARGS)
+	$(BIN)/python -m runbook_lib._check_demo $(ARGS)
 
+# make lab: JupyterLab on notebooks/ with the sandbox's settings (started here) or, with tenant
+# settings in the environment or ARGS=--target tenant, yours; Ctrl-C stops Lab and the sandbox.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/python -m runbook_lib._lab $(ARGS)
 
 docs: $(STAMP)
 	$(BIN)/runbook docs

@@ -4,6 +4,10 @@ Keeps notebooks thin: a parameters cell, then ``session = start(...)``, one ``se
 per step and ``session.finish()``. The session renders results, turns library errors into a
 plain sentence plus a HINT link to the notebook that fixes them, and (under ``runbook run``)
 writes a JSON record of the notebook's steps for the run summary.
+
+Importing this module is cheap (the runner imports it for :data:`RESULTS_DIR_ENV`); settings,
+clients and steps are imported by :func:`start`, or ahead of time by :func:`warm_up`, which
+``runbook run`` calls while a page's kernel starts behind the page before.
 """
 
 from __future__ import annotations
@@ -13,15 +17,16 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._checks import CheckResult, StepResult
-from ._context import Runbook
 from ._exceptions import RunbookError, StepFailed
 from ._redact import RedactingFilter, redact
-from .steps import STEPS, Step
 
-__all__ = ["RESULTS_DIR_ENV", "Session", "hint_link", "start"]
+if TYPE_CHECKING:
+    from ._checks import CheckResult, StepResult
+    from .steps import Step
+
+__all__ = ["RESULTS_DIR_ENV", "Session", "hint_link", "start", "warm_up"]
 
 RESULTS_DIR_ENV = "RUNBOOK_RESULTS_DIR"
 """When set (by ``runbook run``), each notebook writes ``<id>.json`` into this folder."""
@@ -38,6 +43,17 @@ TITLES = {
     "08-update-mappings-and-restart": "08 - Update mappings and restart",
     "09-considerations": "09 - Considerations",
 }
+
+
+def warm_up() -> None:
+    """Import what :func:`start` and the steps need, reading no setting and signing in to
+    nothing, so a page's first cell does not wait for imports. Harmless anywhere."""
+    from . import _context, steps  # noqa: F401
+
+    try:  # what httpx imports for its first request (httpcore, h11, anyio)
+        import httpcore  # noqa: F401
+    except ImportError:  # pragma: no cover - a later httpx may not use it
+        pass
 
 
 def hint_link(page: str) -> str:
@@ -111,6 +127,8 @@ class Session:
         self.results: list[StepResult] = []
         self.error: dict[str, str] | None = None
         self._configure_logging()
+        from ._context import Runbook
+
         try:
             self.runbook = Runbook.from_parameters(**parameters)
         except RunbookError as exc:
@@ -163,6 +181,8 @@ class Session:
         The result is shown, not returned, so the cell does not display it twice; it is kept
         in :attr:`results`.
         """
+        from .steps import STEPS
+
         cls = STEPS[step] if isinstance(step, str) else step
         try:
             result = cls(self.runbook, **options).run(dry_run=self.dry_run)
@@ -172,14 +192,26 @@ class Session:
         self._record()
         _display(result)
 
-    def picker(self, users: list[str], groups: list[str], *, enabled: bool = False) -> None:
-        """Show the search-and-pick form (JupyterLab); picks are appended to the two lists."""
+    def picker(
+        self, users: list[str], groups: list[str], *, enabled: bool = False, **options: Any
+    ) -> None:
+        """Show the search-and-pick form (JupyterLab), then stop the page.
+
+        Picks replace the two lists; the form's *Assign these* button runs page 06's step with
+        them and ``options`` (``assignment_map_groups``). The page stops after the form so that
+        *Run All* cannot assign the samples before anyone has picked.
+        """
         if not enabled:
             print("Picker off (use_picker = False): the users and groups parameters are used.")
             return
-        from .widgets import AssignmentPicker
+        from .widgets import show_picker
 
-        _display(AssignmentPicker(self.runbook.graph, users, groups))
+        def assign(picked_users: list[str], picked_groups: list[str]) -> None:
+            self.step(
+                "06-assign-users-and-groups", users=picked_users, groups=picked_groups, **options
+            )
+
+        show_picker(self.runbook.graph, users, groups, assign=assign)
 
     def finish(self) -> None:
         """The closing verification: a table of every check; failures end with a HINT."""
