@@ -28,6 +28,19 @@ class Status(StrEnum):
 _ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.WARN: "⚠️", Status.SKIP: "⏭️"}
 
 
+def _status_cell(status: Status) -> str:
+    """The status as a table cell: the word, with the symbol beside it for a quick scan.
+
+    The word carries the meaning, so the cell still reads where no emoji font is installed
+    (the symbol then shows as an empty box) and to a screen reader (the symbol is hidden
+    from it).
+    """
+    return (
+        f'<td class="runbook-status runbook-status-{status.value}">'
+        f'<span aria-hidden="true">{_ICON[status]}</span> {status.value}</td>'
+    )
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One verified fact about the tenant, with the fix when it is not as expected."""
@@ -154,11 +167,11 @@ class StepResult:
             parts.append(f"<p><i>{none}</i></p>")
         if self.checks:
             rows = "".join(
-                f"<tr><td>{_ICON[c.status]}</td><td>{esc(c.title)}</td><td>{esc(c.detail)}</td><td>{esc(c.remediation)}</td></tr>"
+                f"<tr>{_status_cell(c.status)}<td>{esc(c.title)}</td><td>{esc(c.detail)}</td><td>{esc(c.remediation)}</td></tr>"
                 for c in self.checks
             )
             parts.append(
-                "<table><thead><tr><th></th><th>Check</th><th>Detail</th><th>Fix</th></tr>"
+                "<table><thead><tr><th>Status</th><th>Check</th><th>Detail</th><th>Fix</th></tr>"
                 f"</thead><tbody>{rows}</tbody></table>"
             )
         parts += [f"<p>{esc(n)}</p>" for n in self.notes]

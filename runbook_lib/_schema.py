@@ -171,9 +171,9 @@ def render_mapping_table(rows: list[MappingRow]) -> str:
             html.escape(r.target),
             html.escape(r.source),
             "matching" if r.matching else "",
-            f"❌ expected <code>{html.escape(r.expected)}</code>"
+            f'<span aria-hidden="true">❌</span> differs: expected <code>{html.escape(r.expected)}</code>'
             if r.differs
-            else ("✅" if r.expected else ""),
+            else ('<span aria-hidden="true">✅</span> as expected' if r.expected else ""),
         )
         for r in rows
     )

@@ -133,7 +133,7 @@ def test_more_than_50_differences_list_50_and_write_them_all(
     (exhibit,) = result.exhibits
     rows = [line for line in exhibit.text.splitlines() if line.startswith("  FAIL")]
     assert len(rows) == page07.TABLE_ROWS
-    assert exhibit.html.count("<tr><td>") == page07.TABLE_ROWS
+    assert exhibit.html.count("<tr><td class=") == page07.TABLE_ROWS
     assert "user_missing 40" in exhibit.text and "user_external_id 30" in exhibit.text
     path = tmp_path / page07.DIFFERENCES_FILE
     assert step.differences_file == path and str(path) in exhibit.text

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._checks import Change, CheckResult, Exhibit
+from .._checks import Change, CheckResult, Exhibit, Status, _status_cell
 from .._diagnose import entry_level_errors, explain, explain_job_status
 from .._exceptions import GraphError, StepError
 from .._expectations import ExpectedState, ReadProgress
@@ -531,11 +531,13 @@ class VerifyProvisioning(Step):
             for k, n, p in rows
         )
         body = "".join(
-            f"<tr><td>{'✅' if not p else '❌'}</td><td>{k}</td><td>{html.escape(n)}</td><td>{html.escape(p)}</td></tr>"
+            f"<tr>{_status_cell(Status.PASS if not p else Status.FAIL)}<td>{k}</td>"
+            f"<td>{html.escape(n)}</td><td>{html.escape(p)}</td></tr>"
             for k, n, p in rows
         )
         return Exhibit(
             "Iru compared with Entra",
-            f"<table><thead><tr><th></th><th>Type</th><th>Name</th><th>Difference</th></tr></thead><tbody>{body}</tbody></table>",
+            "<table><thead><tr><th>Status</th><th>Type</th><th>Name</th><th>Difference</th></tr>"
+            f"</thead><tbody>{body}</tbody></table>",
             text or "  (nothing in scope)",
         )
