@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+# Build backends' warnings (setuptools' deprecations, which pip repeats as BuildBackendWarning,
+# some 55 lines on a first install) are for the package's maintainers, not for whoever runs
+# make: they are UserWarnings, which this ignores. pip's own warnings and errors still show.
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
 	@$(BIN)/python -c 'import runbook_lib, papermill, mkdocs_jupyter, scim2_server' \
 		|| { echo "Installing the dependencies failed; see the pip output above." >&2; exit 1; }
 	@touch $(STAMP)

@@ -51,7 +51,8 @@ def _setup_logging(verbose: bool) -> None:
         root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     # papermill and the kernel machinery are chatty at INFO; the summary says what matters.
-    for noisy in ("papermill", "traitlets", "asyncio"):
+    # azure.identity logs a failed sign-in as a WARNING before the runbook says it in one sentence.
+    for noisy in ("papermill", "traitlets", "asyncio", "azure"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
@@ -101,7 +102,9 @@ def _parameters(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ._runner import NOTEBOOKS, run_notebooks
+    """Run the pages; exit 0 passed, 1 a page failed (dry run too), 2 bad settings, and
+    128 + the signal's number (130 Ctrl-C, 143 SIGTERM) when interrupted."""
+    from ._runner import NOTEBOOKS, RunInterrupted, run_notebooks
 
     unknown = [
         o
@@ -115,6 +118,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return 2
     parameters = _parameters(args)  # a bad file stops here, before the sandbox or any page
+    interrupted: RunInterrupted | None = None
     with _target_env(args) as (env, _sandbox):
         if args.target == "tenant":
             from ._exceptions import RunbookError
@@ -127,22 +131,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 return 2
         mode = "dry run (nothing is written)" if args.dry_run else "apply"
         print(f"Running the runbook against the {args.target}, {mode}:")
-        summary = run_notebooks(
-            env,
-            Path(args.runs_dir),
-            target=args.target,
-            dry_run=args.dry_run,
-            only=args.only,
-            notebooks_dir=Path(args.notebooks_dir) if args.notebooks_dir else None,
-            parameters=parameters,
-        )
-    verdict = "passed" if summary.ok else "FAILED"
+        try:
+            summary = run_notebooks(
+                env,
+                Path(args.runs_dir),
+                target=args.target,
+                dry_run=args.dry_run,
+                only=args.only,
+                notebooks_dir=Path(args.notebooks_dir) if args.notebooks_dir else None,
+                parameters=parameters,
+            )
+        except RunInterrupted as exc:
+            if exc.summary is None:  # pragma: no cover - the runner always sets it
+                raise
+            interrupted, summary = exc, exc.summary
     counted = (
         f"{summary.change_count} change(s) planned, nothing written"
         if args.dry_run
         else f"{summary.change_count} change(s)"
     )
-    print(f"Run {verdict}: {counted}. Executed notebooks and summary: {summary.folder}")
+    checked = (
+        f", {summary.checks_passed}/{summary.checks_total} check(s) passed"
+        if summary.checks_total
+        else ""
+    )
+    if interrupted is not None:
+        page = (summary.interrupted or {}).get("page")
+        where = f"on {page}" if page else "between two pages"
+        print(
+            f"Run INTERRUPTED ({interrupted.signal}) {where}: {counted} before it stopped. "
+            "Run it again to finish: every step is safe to repeat. "
+            f"Executed notebooks and summary: {summary.folder}"
+        )
+        return interrupted.exit_code
+    verdict = "passed" if summary.ok else "FAILED"
+    print(f"Run {verdict}: {counted}{checked}. Executed notebooks and summary: {summary.folder}")
     return 0 if summary.ok else 1
 
 
@@ -371,9 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return int(args.func(args))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("Interrupted.", file=sys.stderr)
-        return 130
+        return int(getattr(exc, "exit_code", 130))
     except Exception as exc:  # last resort: one redacted sentence, not a traceback with secrets
         from ._exceptions import RunbookError
 

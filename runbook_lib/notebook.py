@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ._checks import CheckResult, StepResult
     from .steps import Step
 
-__all__ = ["RESULTS_DIR_ENV", "Session", "hint_link", "start", "warm_up"]
+__all__ = ["RESULTS_DIR_ENV", "Session", "guard_run_kernel", "hint_link", "start", "warm_up"]
 
 RESULTS_DIR_ENV = "RUNBOOK_RESULTS_DIR"
 """When set (by ``runbook run``), each notebook writes ``<id>.json`` into this folder."""
@@ -54,6 +54,78 @@ def warm_up() -> None:
         import httpcore  # noqa: F401
     except ImportError:  # pragma: no cover - a later httpx may not use it
         pass
+
+
+def guard_run_kernel(poll: float = 0.2) -> None:
+    """Make a ``runbook run`` kernel stop cleanly however its run stops (the runner calls it
+    first thing in each kernel it starts).
+
+    * SIGTERM (the runner stopping an unused or interrupted page's kernel): remove the
+      kernel's own temporary files (:func:`~runbook_lib._tls.remove_ca_files`) and exit at
+      once, even from inside a cell. Python's default would exit without that clean-up.
+    * The runner gone, even killed outright (SIGKILL) so that it could stop nothing: a
+      thread sees the kernel's parent change within ``poll`` seconds, removes the run's
+      sign-in file (which the runner would have removed) and the kernel's temporary files,
+      and exits. It replaces ipykernel's own parent poller, which checks the same every
+      second but exits without that clean-up (and stays when this thread cannot start).
+
+    Does nothing outside the main thread (signal) or without ``JPY_PARENT_PID`` naming this
+    process's parent (thread), which jupyter_client sets for the kernels it starts.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        parent = int(os.environ.get("JPY_PARENT_PID") or 0)
+    except ValueError:
+        return
+    if parent > 1 and os.getppid() == parent:
+        watch = threading.Thread(
+            target=_watch_parent, args=(parent, poll), name="runbook-parent-watch", daemon=True
+        )
+        watch.start()
+        try:  # called while the kernel initialises: its poller exists but has not started
+            from ipykernel.kernelapp import IPKernelApp
+
+            app: Any = IPKernelApp.instance() if IPKernelApp.initialized() else None
+            poller: Any = getattr(app, "poller", None)
+            if type(poller).__name__ == "ParentPollerUnix" and not poller.is_alive():
+                app.poller = None
+        except Exception:  # pragma: no cover - ipykernel's own poller then stays
+            pass
+
+
+def _exit_now(code: int) -> None:
+    """Remove this kernel's temporary files and end the process without further ado."""
+    try:
+        from ._tls import remove_ca_files
+
+        remove_ca_files()
+    except Exception:  # pragma: no cover - exiting matters more than tidying
+        pass
+    os._exit(code)
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    _exit_now(128 + signum)
+
+
+def _watch_parent(parent: int, poll: float) -> None:
+    import shutil
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(poll)
+    try:
+        from ._auth import RUN_SIGN_IN_ENV
+
+        private = Path(os.environ.get(RUN_SIGN_IN_ENV) or ".").parent
+        if private.name.startswith("runbook-run-"):  # the runner's folder for the sign-in
+            shutil.rmtree(private, ignore_errors=True)
+    finally:
+        _exit_now(1)
 
 
 def hint_link(page: str) -> str:
@@ -112,8 +184,8 @@ def _quiet_tracebacks() -> None:
         from IPython import get_ipython
 
         shell = get_ipython()
-        if shell is not None:
-            shell.run_line_magic("xmode", "Minimal")
+        if shell is not None:  # what %xmode Minimal does, without printing the new mode
+            shell.InteractiveTB.set_mode(mode="Minimal")
     except Exception:  # pragma: no cover - outside IPython there is nothing to change
         pass
 
@@ -218,10 +290,8 @@ class Session:
         checks: list[CheckResult] = [c for r in self.results for c in r.checks]
         failed = [c for c in checks if not c.ok]
         self._record()
-        if self.dry_run:
-            planned = sum(len(r.planned) for r in self.results)
-            print(f"Dry run finished: {planned} change(s) planned, nothing written.")
-            return
+        # A dry run writes nothing, but the checks it did run (settings, sign-in, pre-flight)
+        # fail it just as they fail a real run.
         if failed:
             first = failed[0]
             self.error = {
@@ -230,6 +300,11 @@ class Session:
                 "hint": first.hint,
             }
             self._fail(StepFailed(self.error["message"], first.remediation, hint=first.hint))
+        if self.dry_run:
+            planned = sum(len(r.planned) for r in self.results)
+            passed = f", {len(checks)} check(s) passed" if checks else ""
+            print(f"Dry run finished: {planned} change(s) planned{passed}, nothing written.")
+            return
         print(f"All {len(checks)} check(s) passed.")
 
 

@@ -4,18 +4,37 @@
 * ``apply`` makes exactly those changes, each safe to repeat;
 * ``verify`` re-reads the tenant and returns checks.
 
-``run(dry_run=True)`` stops after ``plan``. Because ``plan`` always starts from a fresh read,
-a step interrupted half-way is simply completed by the next run.
+``run(dry_run=True)`` stops after ``plan`` and writes nothing, but it runs every read-only
+check (:meth:`Step.dry_run_checks`: the settings, the sign-in, the SCIM pre-flight), so a dry
+run fails where a real run would, with the same messages. Because ``plan`` always starts from a
+fresh read, a step interrupted half-way is simply completed by the next run.
+
+On a fresh tenant a dry run's later pages cannot read what earlier pages only planned (the app,
+the job). Such a page plans against what those pages will create instead
+(:meth:`Step.plan_fresh` and :mod:`runbook_lib._planned`), so a dry run lists every change the
+real run would make, in order, and says in a note which reads could not be done yet.
 """
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 from .._checks import Change, CheckResult, Exhibit, StepResult
 from .._context import Runbook
-from .._exceptions import StepError
+from .._exceptions import AmbiguousAppError, StepError
+from .._planned import (
+    NOT_READ_YET,
+    PlannedResult,
+    PlannedState,
+    PlannedView,
+    forget_plan,
+    not_read_note,
+    remember_plan,
+    state_before,
+)
 
 __all__ = ["Step"]
 
@@ -44,23 +63,89 @@ class Step(ABC):
     def verify(self) -> list[CheckResult]:
         """Re-read the tenant and check the expected state."""
 
-    def run(self, *, dry_run: bool = False) -> StepResult:
-        """Plan, then (unless ``dry_run``) apply and verify."""
-        result = StepResult(step=self.name, title=self.title, dry_run=dry_run)
+    # -- dry-run hooks ---------------------------------------------------------------------------
+    def dry_run_checks(self, planned: list[Change]) -> list[CheckResult]:
+        """The read-only checks a dry run runs after planning ``planned`` (none by default).
+
+        A page that only reads (00, 01) returns its :meth:`verify`; a page whose real run
+        would probe something before writing (03's Test connection) probes it here.
+        """
+        return []
+
+    def plan_fresh(self, state: PlannedState, exc: StepError) -> list[Change]:
+        """Plan in a dry run where :meth:`plan` raised ``exc`` because an object an earlier
+        page creates (``exc.hint``) does not exist yet: plan against ``state``, what the
+        earlier pages of this dry run planned. Re-raise ``exc`` when it is a real error.
+
+        By default nothing is planned and a note says what could not be read.
+        """
+        self.not_read(exc.message.rstrip("."), f"a real run of {exc.hint} creates it first")
+        return []
+
+    def planned_effects(self, planned: list[Change]) -> dict[str, Any]:
+        """What ``planned`` will create or change, for later pages of a dry run to plan
+        against (see :class:`runbook_lib._planned.PlannedState` for the keys)."""
+        return {}
+
+    # -- helpers for the hooks ---------------------------------------------------------------
+    def not_read(self, what: str, why: str) -> None:
+        """Say, in a note, that a dry run could not read ``what`` yet, and ``why``."""
+        self.notes.append(not_read_note(what, why))
+
+    def planned_view(self, state: PlannedState, exc: StepError, *, job: bool = True) -> PlannedView:
+        """The app (and the job) as this dry run planned them; see :meth:`PlannedState.view`."""
+        view = state.view(self.runbook, exc, job=job)
+        self.notes += view.notes
+        return view
+
+    @contextlib.contextmanager
+    def planned_reads(self, **reads: Callable[..., Any]) -> Iterator[None]:
+        """Within the block, the step's read methods named in ``reads`` answer with the
+        planned state instead of reading the tenant, so :meth:`plan` itself plans against it."""
+        for name, answer in reads.items():
+            setattr(self, name, answer)  # an instance attribute hides the method
         try:
-            result.planned = self.plan()
+            yield
+        finally:
+            for name in reads:
+                delattr(self, name)
+
+    # -- running -------------------------------------------------------------------------------
+    def _plannable(self, exc: StepError, dry_run: bool) -> bool:
+        """In a dry run, an earlier page's object may not exist yet because that page only
+        planned it; an ambiguous app name is a real error in any run."""
+        return (
+            dry_run
+            and bool(exc.hint)
+            and exc.hint < self.name
+            and not isinstance(exc, AmbiguousAppError)
+        )
+
+    def run(self, *, dry_run: bool = False) -> StepResult:
+        """Plan, then apply and verify; a dry run plans and runs the read-only checks only."""
+        try:
+            planned = self.plan()
         except StepError as exc:
-            # In a dry run, an earlier step's object (the app, the job) may not exist yet because
-            # that step only planned it. Say so instead of failing the whole dry run.
-            if not (dry_run and exc.hint and exc.hint < self.name):
+            if not self._plannable(exc, dry_run):
                 raise
-            result.notes.append(
-                f"Nothing to plan yet: {exc.message} A real run of {exc.hint} creates it first."
-            )
-            return result
-        if not dry_run:
-            result.applied = self.apply(result.planned) if result.planned else []
-            result.checks = self.verify()
-        result.notes = list(self.notes)
-        result.exhibits = list(self.exhibits)
-        return result
+            self.notes, self.exhibits = [], []
+            planned = self.plan_fresh(state_before(self.runbook, self.name), exc)
+        applied: list[Change] = []
+        if dry_run:
+            remember_plan(self.runbook, self.name, self.planned_effects(planned))
+            checks = self.dry_run_checks(planned)
+        else:
+            forget_plan(self.runbook, self.name)
+            applied = self.apply(planned) if planned else []
+            checks = self.verify()
+        unread = any(n.startswith(NOT_READ_YET) for n in self.notes)
+        return (PlannedResult if dry_run and unread else StepResult)(
+            step=self.name,
+            title=self.title,
+            dry_run=dry_run,
+            planned=planned,
+            applied=applied,
+            checks=checks,
+            notes=list(self.notes),
+            exhibits=list(self.exhibits),
+        )

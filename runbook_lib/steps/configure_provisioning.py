@@ -17,10 +17,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .._checks import Change, CheckResult
-from .._exceptions import GraphAuthError, GraphError, GraphNotFound, StepError
+from .._exceptions import GraphAuthError, GraphError, GraphNotFound, RunbookError, StepError
+from .._planned import PlannedState, secrets_after_save
 from .._settings import require_secret
 from .._tenant import (
     SCIM_TEMPLATE_ID,
+    SavedSecrets,
     find_scim_job,
     read_secrets,
     require_app,
@@ -290,3 +292,47 @@ class ConfigureProvisioning(Step):
                 )
             )
         return checks
+
+    # -- dry run -----------------------------------------------------------------------------
+    def plan_fresh(self, state: PlannedState, exc: StepError) -> list[Change]:
+        """No app yet (02 only planned it): plan for the new app, which has no job."""
+        view = self.planned_view(state, exc, job=False)
+        with self.planned_reads(_sp=lambda: view.sp, _job=lambda sp_id: None):
+            changes = self.plan()
+        self.not_read(
+            "the provisioning job and its saved Tenant URL and token",
+            "the app does not exist yet, so they are planned for a new app: no job, nothing saved",
+        )
+        return changes
+
+    def planned_effects(self, planned: list[Change]) -> dict[str, Any]:
+        """A new job, with the secrets :func:`~runbook_lib._tenant.save_secrets` saves in it."""
+        if not any(c.action == "create" and c.target == _JOB for c in planned):
+            return {}
+        effects: dict[str, Any] = {"job": {"templateId": SCIM_TEMPLATE_ID}}
+        if any(c.target in (_URL, _TOKEN) for c in planned):
+            new_job = SavedSecrets({}, False, "a new job has no secrets")
+            effects["secrets"] = secrets_after_save(
+                new_job, {}, base_address=self.runbook.settings.scim_url
+            )
+        return effects
+
+    def dry_run_checks(self, planned: list[Change]) -> list[CheckResult]:
+        """Before saving, a real run tests the connection; a dry run probes the same URL and
+        token with the SCIM pre-flight (what Test connection sends), writing nothing."""
+        if not any(c.action == "test" for c in planned):
+            return []
+        title = "Test connection to Iru SCIM (pre-flight, nothing saved)"
+        try:
+            result = self.runbook.scim.preflight()
+        except RunbookError as exc:
+            return [
+                CheckResult.failed(
+                    title,
+                    "Test connection would fail, so the Tenant URL and token would not be "
+                    f"saved: {exc.message}",
+                    exc.remediation or test_connection_remediation(exc.message),
+                    exc.hint or "01-connect",
+                )
+            ]
+        return [CheckResult.passed(title, f"{result.url} answers like Entra expects")]

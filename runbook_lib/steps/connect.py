@@ -95,6 +95,11 @@ class Connect(Step):
     def apply(self, changes: list[Change]) -> list[Change]:
         return []
 
+    def dry_run_checks(self, planned: list[Change]) -> list[CheckResult]:
+        """Sign-in, Graph, permissions and the SCIM pre-flight only read: a dry run runs them
+        all, so a wrong secret, an http:// URL or a missing permission fail it as a real run."""
+        return self.verify()
+
     def verify(self) -> list[CheckResult]:
         checks: list[CheckResult] = []
         rb = self.runbook

@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 
 from .._checks import Change, CheckResult, Exhibit
 from .._diagnose import explain_job_status
+from .._exceptions import StepError
+from .._planned import PlannedState
 from .._tenant import require_app, require_job
 from ._base import Step
 
@@ -95,3 +97,19 @@ class EnableProvisioning(Step):
                 CheckResult.passed("Job is healthy", (job.get("status") or {}).get("code", ""))
             )
         return checks
+
+    # -- dry run -----------------------------------------------------------------------------
+    def plan_fresh(self, state: PlannedState, exc: StepError) -> list[Change]:
+        """No job yet (03 only planned it): a new job is created stopped, so it is started."""
+        view = self.planned_view(state, exc)
+        job = view.job or state.job_view()
+        with self.planned_reads(_job=lambda: (view.sp["id"], job)):
+            changes = self.plan()
+        self.not_read(
+            "the provisioning job's status",
+            "the job does not exist yet; a new job is created with provisioning off",
+        )
+        return changes
+
+    def planned_effects(self, planned: list[Change]) -> dict[str, Any]:
+        return {"schedule": "Active"} if any(c.action == "start" for c in planned) else {}

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .._checks import Change, CheckResult, Exhibit
+from .._exceptions import StepError
+from .._planned import PlannedState
 from .._schema import (
     expected_external_id,
     external_id_changes,
@@ -190,3 +192,34 @@ class MappingsAndScope(Step):
                 )
             )
         return checks
+
+    # -- dry run -----------------------------------------------------------------------------
+    def plan_fresh(self, state: PlannedState, exc: StepError) -> list[Change]:
+        """No job yet (03 only planned it): plan against a new job, whose mappings are the
+        scim template's defaults and whose secrets are the ones 03 saves."""
+        view = self.planned_view(state, exc)
+        job = view.job or state.job_view()
+        planned = (view.sp, job, view.schema, view.secrets)
+        with self.planned_reads(_read=lambda: planned):
+            changes = self.plan()
+        self.not_read(
+            "the job's attribute mappings and saved scope",
+            "the provisioning job does not exist yet, so they are planned from the scim "
+            "template's default mappings and the secrets 03-configure-provisioning saves",
+        )
+        return changes
+
+    def planned_effects(self, planned: list[Change]) -> dict[str, Any]:
+        """The mapping edits and the scope, for pages 07 and 08 to plan against."""
+        enable = [c.target.split()[0] for c in planned if c.action == "enable"]
+        external = {
+            c.target.split()[0]: self.expected[c.target.split()[0]]
+            for c in planned
+            if c.action == "map"
+        }
+        effects: dict[str, Any] = {}
+        if enable or external:
+            effects["schema"] = {"enable": enable, "external_id": external}
+        if any(c.target == SCOPE for c in planned):
+            effects["secrets"] = {"SyncAll": "false"}
+        return effects

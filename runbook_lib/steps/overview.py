@@ -29,6 +29,10 @@ class Prerequisites(Step):
     def apply(self, changes: list[Change]) -> list[Change]:
         return []
 
+    def dry_run_checks(self, planned: list[Change]) -> list[CheckResult]:
+        """The settings checks only read, so a dry run runs them all, as a real run does."""
+        return self.verify()
+
     def verify(self) -> list[CheckResult]:
         s = self.runbook.settings
         checks: list[CheckResult] = []

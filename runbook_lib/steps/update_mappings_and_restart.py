@@ -18,7 +18,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .._checks import Change, CheckResult
+from .._exceptions import StepError
+from .._expectations import ExpectedState
 from .._findings import Finding
+from .._planned import PlannedState
 from .._reconcile import Reconciliation
 from .._schema import expected_external_id, external_id_changes, with_changes
 from .._snapshot import forget
@@ -149,3 +152,22 @@ class UpdateMappingsAndRestart(Step):
                 )
             )
         return checks
+
+    # -- dry run -----------------------------------------------------------------------------
+    def plan_fresh(self, state: PlannedState, exc: StepError) -> list[Change]:
+        """No app or job yet: the mapping is planned from the template's default with page
+        04's planned edits; Iru's externalIds cannot be compared yet, so only a mapping change
+        leads to the pause and start."""
+        view = self.planned_view(state, exc)
+        planned = (view.sp, view.job or state.job_view(), view.schema)
+        with self.planned_reads(
+            _read=lambda: planned,
+            _compare=lambda *args, **kwargs: Reconciliation(ExpectedState()),
+        ):
+            changes = self.plan()
+        self.not_read(
+            "whether Iru carries objectId as externalId",
+            "the app and its job are only planned; the real run compares Iru with Entra after "
+            "page 07's cycle and pauses and starts provisioning only if old values remain",
+        )
+        return changes
