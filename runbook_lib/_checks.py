@@ -7,13 +7,15 @@ The same objects feed three readers: the admin in JupyterLab (HTML tables), the 
 from __future__ import annotations
 
 import html
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from ._redact import redact
 
-__all__ = ["Change", "CheckResult", "Exhibit", "Status", "StepResult"]
+__all__ = ["Change", "CheckResult", "Exhibit", "Status", "StepResult", "tally"]
 
 
 class Status(StrEnum):
@@ -23,6 +25,22 @@ class Status(StrEnum):
     FAIL = "fail"
     WARN = "warn"
     SKIP = "skip"
+
+
+def tally(statuses: Iterable[Status | str]) -> str:
+    """How checks came out, in the words the CLI and the notebooks share: ``3/3 check(s)
+    passed``, or ``1/3 check(s) passed, 2 with a warning``. A warning is not a pass: it does
+    not fail the step, but its fix asks the admin for something."""
+    counts = Counter(Status(s) for s in statuses)
+    text = f"{counts[Status.PASS]}/{sum(counts.values())} check(s) passed"
+    for status, words in (
+        (Status.WARN, "with a warning"),
+        (Status.SKIP, "skipped"),
+        (Status.FAIL, "failed"),
+    ):
+        if counts[status]:
+            text += f", {counts[status]} {words}"
+    return text
 
 
 _ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.WARN: "⚠️", Status.SKIP: "⏭️"}
@@ -120,13 +138,10 @@ class StepResult:
 
     def summary(self) -> str:
         """A single line for the CLI."""
-        passed = sum(1 for c in self.checks if c.status is Status.PASS)
         if self.dry_run:
             return f"dry run: {len(self.planned)} change(s) planned"
         verdict = "ok" if self.ok else "FAILED"
-        return (
-            f"{verdict}: {len(self.applied)} change(s), {passed}/{len(self.checks)} check(s) passed"
-        )
+        return f"{verdict}: {len(self.applied)} change(s), {tally(c.status for c in self.checks)}"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -3,13 +3,26 @@
 Entra reports problems as error codes in the job's quarantine block and in provisioning log
 entries. The table below maps the codes (and tell-tale phrases) admins meet with Iru Endpoint
 to a fix; anything unknown still gets the original message and a pointer to the logs.
+
+Health is judged from the tenant as it is now: the job's status, its last cycle, and the
+objects that still differ in Iru. The provisioning log keeps failures for weeks, so
+:func:`split_log_failures` tells a failure that still matters from one a later cycle fixed,
+which is history.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["KNOWN_ERRORS", "entry_level_errors", "explain", "explain_job_status"]
+__all__ = [
+    "KNOWN_ERRORS",
+    "describe_log_failure",
+    "entry_level_errors",
+    "explain",
+    "explain_job_status",
+    "split_log_failures",
+]
 
 KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
     (
@@ -119,3 +132,71 @@ def entry_level_errors(job: dict[str, Any]) -> str | None:
     detail = f" ({', '.join(counts)})" if counts else ""
     code = f": {error.get('code')} {error.get('message', '')}".rstrip() if error.get("code") else ""
     return f"the last cycle finished with errors on some objects{detail}{code}"
+
+
+def _when(entry: dict[str, Any]) -> datetime | None:
+    text = str(entry.get("activityDateTime") or "")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _status(entry: dict[str, Any]) -> str:
+    return str((entry.get("provisioningStatusInfo") or {}).get("status") or "")
+
+
+def _subject_id(entry: dict[str, Any]) -> str:
+    return str((entry.get("sourceIdentity") or {}).get("id") or "")
+
+
+def split_log_failures(
+    entries: list[dict[str, Any]], job: dict[str, Any], differing: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The failed provisioning-log entries, as (current, history); both newest first.
+
+    ``entries`` are newest first (``$orderby=activityDateTime desc``); ``differing`` holds
+    the Entra object ids that still differ in Iru. The log keeps every failure for 30 days,
+    so a failure is only *current* when the tenant still shows it:
+
+    * its object still differs in Iru; or
+    * it happened in the job's last cycle (at or after ``lastExecution.timeBegan``), that
+      cycle did not succeed (``EntryLevelErrors`` or ``Failed``), and no later entry shows
+      the object provisioned (provision on demand, for example).
+
+    Every other failure was dealt with by a later cycle or a later success: history.
+    """
+    last = ((job.get("status") or {}).get("lastExecution")) or {}
+    began = _when({"activityDateTime": last.get("timeBegan")})
+    cycle_failed = last.get("state") in ("EntryLevelErrors", "Failed")
+    current: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        if _status(entry) != "failure":
+            continue
+        subject, when = _subject_id(entry), _when(entry)
+        fixed_later = any(
+            _status(newer) == "success"
+            and _subject_id(newer) == subject
+            and (when is None or (_when(newer) or when) >= when)
+            for newer in entries[:index]
+        )
+        in_last_cycle = began is None or (when is not None and when >= began)
+        if (subject and subject in differing) or (
+            not fixed_later and in_last_cycle and (cycle_failed or began is None)
+        ):
+            current.append(entry)
+        else:
+            history.append(entry)
+    return current, history
+
+
+def describe_log_failure(entry: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(when, object, action, error) of a provisioning-log entry, for a table or a line."""
+    when = _when(entry)
+    shown = when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else "unknown time"
+    who = (entry.get("sourceIdentity") or {}).get("displayName") or _subject_id(entry)
+    info = (entry.get("provisioningStatusInfo") or {}).get("errorInformation") or {}
+    error = f"{info.get('errorCode', '')} {info.get('reason', '')}".strip()
+    return shown, str(who or "an object"), str(entry.get("provisioningAction") or ""), error

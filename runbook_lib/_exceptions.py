@@ -12,7 +12,8 @@ The tree::
     ├── GraphError              Microsoft Graph answered with an error (status, code, request id)
     │   ├── GraphAuthError      401 / 403: the token or its permissions are wrong
     │   ├── GraphNotFound       404: the object does not exist (yet)
-    │   └── GraphThrottled      429 / 503 retries were exhausted
+    │   ├── GraphThrottled      429 / 503 / 504 retries were exhausted
+    │   └── GraphOutcomeUnknown a create's answer was lost; it was not sent again blindly
     ├── ScimError               the Iru SCIM endpoint answered unexpectedly
     │   └── PreflightError      the pre-flight probe failed; ``kind`` says why
     ├── StepError               a runbook step cannot continue as asked
@@ -37,6 +38,7 @@ __all__ = [
     "GraphAuthError",
     "GraphError",
     "GraphNotFound",
+    "GraphOutcomeUnknown",
     "GraphThrottled",
     "PreflightError",
     "RunbookError",
@@ -115,7 +117,13 @@ class GraphNotFound(GraphError):
 
 
 class GraphThrottled(GraphError):
-    """429 or 503 kept coming back after the bounded number of retries."""
+    """429, 503 or 504 kept coming back after the bounded number of retries."""
+
+
+class GraphOutcomeUnknown(GraphError):
+    """A create (a POST that is not safe to repeat) lost its answer - a dropped connection, a
+    timeout or a 5xx - and the client had no way to read whether it worked, so it did not
+    send it again: a second one could make a duplicate. Re-read, then decide."""
 
 
 class ScimError(RunbookError):
@@ -132,7 +140,8 @@ class PreflightError(ScimError):
     """The pre-flight probe of the Iru SCIM endpoint failed.
 
     ``kind`` is one of ``insecure_url``, ``bad_url``, ``connection``, ``dns``, ``timeout``,
-    ``tls``, ``not_found``, ``unauthorized``, ``not_scim``, ``server_error``.
+    ``tls``, ``not_found``, ``unauthorized``, ``not_scim``, ``server_error`` (Iru answered
+    5xx, still after the retries), ``throttled`` (429, still after the retries).
     """
 
     def __init__(

@@ -191,11 +191,12 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("PATCH", r"/?users/.+", "User.ReadWrite.All"),
         ("DELETE", r"/?users/.+", "User.ReadWrite.All"),
         ("DELETE", r"/?directory/deletedItems/.+", "User.ReadWrite.All"),
+        ("GET", r"/?directory/deletedItems/.+", "User.Read.All"),
         ("GET", r"/?groups(/.*)?", "GroupMember.Read.All"),
         ("GET", r"/?auditLogs/provisioning.*", "AuditLog.Read.All"),
         ("POST", r"/?servicePrincipals/[^/]+/appRoleAssignedTo", "AppRoleAssignment.ReadWrite.All"),
         ("*", r"/?servicePrincipals/[^/]+/synchronization.*", "Synchronization.ReadWrite.All"),
-        ("*", r"/?(servicePrincipals|applicationTemplates).*", "Application.ReadWrite.All"),
+        ("*", r"/?(servicePrincipals|applicationTemplates|applications).*", "Application.ReadWrite.All"),
     )
 )
 

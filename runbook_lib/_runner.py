@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ._checks import tally
 from ._redact import redact
 from .notebook import RESULTS_DIR_ENV
 
@@ -282,12 +283,12 @@ def _outcome(notebook: str, record: dict[str, Any] | None, failure: str | None) 
         line = f"FAILED: {error.get('message')}"
     elif dry_run:
         status = "dry-run"
-        checked = f", {passed}/{len(checks)} checks passed" if checks else ""
+        checked = f", {tally(c['status'] for c in checks)}" if checks else ""
         line = f"dry run: {len(changes)} change(s) planned{checked}" + (
             f", {unread} read(s) not done yet" if unread else ""
         )
     else:
-        line = f"ok: {len(changes)} change(s), {passed}/{len(checks)} checks passed"
+        line = f"ok: {len(changes)} change(s), {tally(c['status'] for c in checks)}"
     return StepOutcome(
         notebook,
         status,

@@ -19,17 +19,32 @@ compares, plus the raw JSON. What the comparison cannot do without (a user's ``i
 ``userName``; a group's ``id``, ``displayName`` and each member's ``value``), a body that is
 not JSON, or a ListResponse that claims results but carries no ``Resources`` raises
 :class:`~runbook_lib.ScimError` naming the resource and the field.
+
+Every request is a GET, so every one may be sent again: after a dropped connection or a
+timeout, and after HTTP 429, 500, 502, 503 or 504, after the answer's ``Retry-After``
+(seconds or an HTTP date) or an exponential backoff (1, 2, 4 ... s, up to 25 % jitter). A
+request is sent at most ``max_retries + 1`` times and gives up once its waits would pass
+``max_retry_time``; the error then names the attempts. A refused connection is tried once
+more, a TLS failure or a name that does not resolve not at all: those are settings to fix,
+and the pre-flight should say so at once. An Iru that stays unavailable is reported as
+unavailable (``server_error`` / ``throttled``), never as a refused token.
 """
 
 from __future__ import annotations
 
+import email.utils
+import logging
+import random
 import socket
 import ssl
+import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -47,6 +62,8 @@ __all__ = [
     "ScimUser",
 ]
 
+log = logging.getLogger("runbook_lib.scim")
+
 LIST_RESPONSE_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 LARGE_PAGE = 1000
 """The ``count`` asked for by the whole-collection reads of a comparison."""
@@ -56,6 +73,42 @@ _COPY_URL = (
     "copy the SCIM API URL (it looks like https://<subdomain>.api.kandji.io/api/v1/scim) into "
     "RUNBOOK_SCIM_URL."
 )
+
+
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_CONNECT_RETRIES = 1
+_BACKOFF_CAP = 16.0
+_DEFAULT_JITTER = 0.25
+
+
+class _Reply(NamedTuple):
+    """An answer and how hard it was to get (``note`` is empty after one attempt)."""
+
+    response: httpx.Response
+    note: str
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _attempts_note(attempts: int, waited: float) -> str:
+    if attempts <= 1:
+        return ""
+    return f" (still after {attempts} attempts over {waited:.0f} s)"
 
 
 @dataclass(frozen=True)
@@ -99,6 +152,14 @@ class IruScimClient:
     :param verify: TLS context.
     :param concurrency: how many list pages :meth:`list_all_users` / :meth:`list_all_groups`
         read at once, once the first page has said how many there are.
+    :param max_retries: how often one GET is sent again (dropped connection, timeout, 429,
+        5xx) before giving up; it is sent at most ``max_retries + 1`` times.
+    :param max_retry_wait: upper bound, in seconds, for a single wait (``Retry-After``
+        included).
+    :param max_retry_time: upper bound, in seconds, for the waits of one GET.
+    :param jitter: the largest random fraction added to a computed backoff; None means 0.25,
+        or 0 when ``sleep`` is injected (tests see the exact schedule).
+    :param sleep: injectable for tests of the retry branch.
     """
 
     def __init__(
@@ -110,10 +171,26 @@ class IruScimClient:
         timeout: float = 15.0,
         transport: httpx.BaseTransport | None = None,
         concurrency: int = 1,
+        max_retries: int = 4,
+        max_retry_wait: float = 30.0,
+        max_retry_time: float = 90.0,
+        jitter: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.strip().rstrip("/")
         self._token = token
         self.concurrency = max(1, concurrency)
+        self.max_retries = max_retries
+        self.max_retry_wait = max_retry_wait
+        self.max_retry_time = max_retry_time
+        self._jitter = (
+            (_DEFAULT_JITTER if sleep is time.sleep else 0.0) if jitter is None else jitter
+        )
+        self._rng = random.Random()
+        self._sleep = sleep
+        self.retry_count = 0
+        """GETs sent again, over the client's life (for reports and tests)."""
+        self._count_lock = threading.Lock()
         self._http = httpx.Client(
             verify=verify,
             timeout=timeout,
@@ -131,45 +208,113 @@ class IruScimClient:
         self.close()
 
     # -- transport with classified failures ---------------------------------------------------
-    def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
-        url = f"{self.base_url}{path}"
-        host = urlsplit(self.base_url).hostname or self.base_url
-        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
-        try:
-            return self._http.get(url, params=params, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise PreflightError(
-                "timeout",
-                f"{host} did not answer within the time limit.",
-                "Check the host in RUNBOOK_SCIM_URL and that a firewall or proxy is not "
-                "holding the connection.",
-                hint=_HINT,
-            ) from exc
-        except httpx.TransportError as exc:
-            chain = _cause_chain(exc)
-            if any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in str(exc):
-                raise PreflightError(
-                    "tls",
-                    f"The TLS handshake with {host} failed: {redact(str(exc))}.",
-                    "If a TLS-inspecting proxy sits between you and Iru, set RUNBOOK_CA_BUNDLE "
-                    "to its CA certificate (PEM); otherwise check the URL's host.",
-                    hint=_HINT,
-                ) from exc
-            if any(isinstance(e, socket.gaierror) for e in chain) or "Name or service" in str(exc):
-                raise PreflightError(
-                    "dns",
-                    f"The host name {host} does not resolve (DNS lookup failed).",
-                    _url_advice(self.base_url),
-                    hint=_HINT,
-                ) from exc
-            raise PreflightError(
-                "connection",
-                f"Could not connect to {host}: {redact(str(exc)) or type(exc).__name__}.",
-                "Check the host and port in RUNBOOK_SCIM_URL and your network or proxy.",
-                hint=_HINT,
-            ) from exc
+    def _wait(self, retries: int, waited: float, retry_after: float | None) -> float | None:
+        """The wait before retry number ``retries + 1``, or None when the budget is spent."""
+        if retries >= self.max_retries:
+            return None
+        if retry_after is None:
+            base = min(float(2**retries), _BACKOFF_CAP)
+            retry_after = base + base * self._jitter * self._rng.random()
+        wait = min(retry_after, self.max_retry_wait)
+        return None if waited + wait > self.max_retry_time else wait
 
-    def _check_status(self, response: httpx.Response, what: str) -> dict[str, Any]:
+    def _get(self, path: str, params: dict[str, str]) -> _Reply:
+        """GET ``path``, retried as the module says; transport failures become PreflightError."""
+        url = f"{self.base_url}{path}"
+        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        attempts = retries = refused = 0
+        waited = 0.0
+        while True:
+            attempts += 1
+            try:
+                response = self._http.get(url, params=params, headers=headers)
+            except httpx.TransportError as exc:
+                kind = self._transport_kind(exc)
+                wait: float | None = None
+                if kind == "connection" or isinstance(exc, httpx.ConnectTimeout):
+                    refused += 1  # nothing was sent: likely a setting, so try only once more
+                    if refused <= _CONNECT_RETRIES:
+                        wait = self._wait(retries, waited, None)
+                elif kind in ("timeout", "dropped"):
+                    wait = self._wait(retries, waited, None)
+                if wait is None:
+                    raise self._transport_error(kind, exc, attempts, waited) from exc
+                log.info("GET %s: %s; sending it again in %.1f s", path, type(exc).__name__, wait)
+            else:
+                status = response.status_code
+                wait = None
+                if status in _RETRY_STATUSES:
+                    wait = self._wait(
+                        retries, waited, _retry_after(response.headers.get("Retry-After"))
+                    )
+                if wait is None:
+                    return _Reply(response, _attempts_note(attempts, waited))
+                log.info("GET %s: Iru answered %s; sending it again in %.1f s", path, status, wait)
+            retries += 1
+            waited += wait
+            with self._count_lock:
+                self.retry_count += 1
+            self._sleep(wait)
+
+    @staticmethod
+    def _transport_kind(exc: httpx.TransportError) -> str:
+        """``tls``, ``dns``, ``connection`` (nothing sent), ``timeout`` or ``dropped``."""
+        chain = _cause_chain(exc)
+        if any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in str(exc):
+            return "tls"
+        if any(isinstance(e, socket.gaierror) for e in chain) or "Name or service" in str(exc):
+            return "dns"
+        if isinstance(exc, httpx.TimeoutException):
+            return "timeout"
+        if isinstance(exc, httpx.ConnectError):
+            return "connection"
+        return "dropped"
+
+    def _transport_error(
+        self, kind: str, exc: httpx.TransportError, attempts: int, waited: float
+    ) -> PreflightError:
+        host = urlsplit(self.base_url).hostname or self.base_url
+        note = _attempts_note(attempts, waited)
+        if kind == "timeout":
+            return PreflightError(
+                "timeout",
+                f"{host} did not answer within the time limit{note}.",
+                "Check the host in RUNBOOK_SCIM_URL and that a firewall or proxy is not "
+                "holding the connection; if Iru is only slow, run the step again later.",
+                hint=_HINT,
+            )
+        if kind == "tls":
+            return PreflightError(
+                "tls",
+                f"The TLS handshake with {host} failed: {redact(str(exc))}.",
+                "If a TLS-inspecting proxy sits between you and Iru, set RUNBOOK_CA_BUNDLE "
+                "to its CA certificate (PEM); otherwise check the URL's host.",
+                hint=_HINT,
+            )
+        if kind == "dns":
+            return PreflightError(
+                "dns",
+                f"The host name {host} does not resolve (DNS lookup failed).",
+                _url_advice(self.base_url),
+                hint=_HINT,
+            )
+        if kind == "dropped":
+            return PreflightError(
+                "connection",
+                f"{host} closed the connection before answering ({type(exc).__name__}){note}.",
+                "The network or Iru interrupted the connection: run the step again in a few "
+                "minutes; it only reads.",
+                hint=_HINT,
+            )
+        return PreflightError(
+            "connection",
+            f"Could not connect to {host}: {redact(str(exc)) or type(exc).__name__}{note}.",
+            "Check the host and port in RUNBOOK_SCIM_URL and your network or proxy.",
+            hint=_HINT,
+        )
+
+    def _check_status(self, reply: _Reply, what: str) -> dict[str, Any]:
+        response, note = reply
         status = response.status_code
         if status in (401, 403):
             raise PreflightError(
@@ -193,8 +338,18 @@ class IruScimClient:
         if status >= 500:
             raise PreflightError(
                 "server_error",
-                f"Iru answered HTTP {status} on {what}.",
-                "Iru may be having an outage: wait a few minutes and run the check again.",
+                f"Iru is unavailable (HTTP {status}) on {what}{note}, try again.",
+                "Iru did not refuse the token: it is having an outage or is overloaded. Wait "
+                "a few minutes and run the check again.",
+                hint=_HINT,
+                status=status,
+            )
+        if status == 429:
+            raise PreflightError(
+                "throttled",
+                f"Iru is throttling requests (HTTP 429) on {what}{note}, try again.",
+                "Iru did not refuse the token: it asked for fewer requests. Wait a few "
+                "minutes and run the check again.",
                 hint=_HINT,
                 status=status,
             )
@@ -253,17 +408,29 @@ class IruScimClient:
             "/Groups", {"excludedAttributes": "members", "filter": f'displayName eq "{probe}"'}
         )
         self._check_status(groups, "a group lookup")
-        return PreflightResult(self.base_url, users.status_code, groups.status_code, 0)
+        return PreflightResult(
+            self.base_url, users.response.status_code, groups.response.status_code, 0
+        )
 
     def _list(self, path: str, params: dict[str, str], what: str) -> dict[str, Any]:
         """One GET answered with a JSON object; ``what`` names the request in errors."""
-        response = self._get(path, params)
-        if response.status_code != 200:
+        response, note = self._get(path, params)
+        status = response.status_code
+        if status in _RETRY_STATUSES:
+            state = "throttling requests" if status == 429 else "unavailable"
             raise ScimError(
-                f"Iru answered HTTP {response.status_code} to {what}.",
+                f"Iru is {state} (HTTP {status}) on {what}{note}, try again.",
+                "Iru may be having an outage or be overloaded: wait a few minutes and run the "
+                "step again; it only reads.",
+                hint=_HINT,
+                status=status,
+            )
+        if status != 200:
+            raise ScimError(
+                f"Iru answered HTTP {status} to {what}.",
                 "Run the pre-flight in 01-connect to find out why.",
                 hint=_HINT,
-                status=response.status_code,
+                status=status,
             )
         ctype = response.headers.get("content-type", "") or "no content type"
         try:

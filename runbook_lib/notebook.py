@@ -300,12 +300,17 @@ class Session:
                 "hint": first.hint,
             }
             self._fail(StepFailed(self.error["message"], first.remediation, hint=first.hint))
+        from ._checks import Status, tally
+
         if self.dry_run:
             planned = sum(len(r.planned) for r in self.results)
-            passed = f", {len(checks)} check(s) passed" if checks else ""
+            passed = f", {tally(c.status for c in checks)}" if checks else ""
             print(f"Dry run finished: {planned} change(s) planned{passed}, nothing written.")
             return
-        print(f"All {len(checks)} check(s) passed.")
+        if all(c.status is Status.PASS for c in checks):
+            print(f"All {len(checks)} check(s) passed.")
+        else:  # warnings (or skips): none failed, but not every check passed either
+            print(f"No check failed: {tally(c.status for c in checks)}.")
 
 
 def start(notebook_id: str, *, dry_run: bool = False, **parameters: Any) -> Session:

@@ -90,7 +90,7 @@ def test_a_dry_run_page_with_nothing_wrong_is_a_dry_run() -> None:
     outcome = _outcome("01-connect", _record(checks=[check]), None)
     assert outcome.status == "dry-run"
     assert outcome.changes == ["(planned) create enterprise app 'X'"]
-    assert outcome.line == "dry run: 1 change(s) planned, 1/1 checks passed"
+    assert outcome.line == "dry run: 1 change(s) planned, 1/1 check(s) passed"
     assert outcome.checks[0]["title"] == "Signed in" and outcome.checks[0]["status"] == "pass"
 
 

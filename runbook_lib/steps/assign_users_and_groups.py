@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from .._checks import Change, CheckResult
 from .._exceptions import GraphError, GraphNotFound, StepError
 from .._graph import odata_quote
+from .._planned import PlannedState
 from .._snapshot import forget
 from .._tenant import find_user, require_app
 from ._base import Step
@@ -27,12 +28,22 @@ __all__ = ["AssignUsersAndGroups", "is_licence_error"]
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _LICENCE = re.compile(r"(P1|P2|premium|licen[cs]e|plan level)", re.IGNORECASE)
 _STALE_REFERENCE = "Not a valid reference update"
+_ALREADY_ASSIGNED = "Permission being assigned already exists on the object"
 FREE_TIER_EXPLANATION = (
     "This tenant is on Entra ID Free, where only users can be assigned to an app; group "
     "assignment needs Entra ID P1 or P2. The users were assigned. Assign the groups' members "
     "individually, or upgrade the licence; Iru Blueprint Assignment Maps that use groups will "
     "not see these groups until then."
 )
+
+
+def _in_deleted_items(graph: Any, object_id: str) -> bool:
+    """Whether ``object_id`` is in the directory's deleted items (deleted, restorable)."""
+    try:
+        graph.get(f"directory/deletedItems/{object_id}", **{"$select": "id"})
+    except GraphError:
+        return False
+    return True
 
 
 def is_licence_error(exc: GraphError) -> bool:
@@ -174,6 +185,7 @@ class AssignUsersAndGroups(Step):
         sp = require_app(graph, self.runbook.app_name)
         role = self._user_role(sp)
         applied: list[Change] = []
+        already: list[Change] = []  # assigned by another run between plan and apply
         if changes:
             # A comparison kept from an earlier page 07 no longer describes who is assigned.
             forget(self.runbook)
@@ -186,8 +198,8 @@ class AssignUsersAndGroups(Step):
                 )
                 continue
             try:
-                graph.wait_for(
-                    partial(self._post_assignment, sp["id"], body),
+                made = graph.wait_for(
+                    partial(self._post_assignment, sp["id"], body, change.target),
                     what=f"{change.target} to become assignable",
                     progress=self.runbook.progress,
                 )
@@ -196,11 +208,15 @@ class AssignUsersAndGroups(Step):
                     self.refused_groups[change.target[6:]] = exc.graph_message
                     continue
                 raise
-            applied.append(change)
-        if self.refused_groups:
-            self.notes.append(FREE_TIER_EXPLANATION)
-        if applied:
-            self._wait_listed(sp["id"], {c.detail for c in applied})
+            (applied if made is not None else already).append(change)
+        if already:
+            self.notes.append(
+                "Assigned meanwhile by someone else (another run at the same time, or an "
+                "admin), so left as it is: " + ", ".join(c.target for c in already) + "."
+            )
+        if applied or already:
+            # Confirm from the app's list, whoever made the assignment.
+            self._wait_listed(sp["id"], {c.detail for c in applied + already})
         return applied
 
     def _wait_listed(self, sp_id: str, principal_ids: set[str]) -> None:
@@ -217,13 +233,32 @@ class AssignUsersAndGroups(Step):
             listed, what="the new assignments", progress=self.runbook.progress
         )
 
-    def _post_assignment(self, sp_id: str, body: dict[str, str]) -> Any:
+    def _post_assignment(self, sp_id: str, body: dict[str, str], what: str = "") -> Any:
+        """POST the assignment; its JSON, or None when Graph says it exists already.
+
+        Graph answers a second identical assignment with 400 "Permission being assigned
+        already exists on the object": another run (or an admin) assigned the principal
+        between this step's plan and now, so what this call was for is done.
+        """
         try:
             return self.runbook.graph.post(f"servicePrincipals/{sp_id}/appRoleAssignedTo", body)
         except GraphError as exc:
-            if exc.status == 400 and _STALE_REFERENCE.lower() in exc.graph_message.lower():
+            message = exc.graph_message.lower()
+            if exc.status == 400 and _STALE_REFERENCE.lower() in message:
                 # A principal or app created moments ago: Graph says so with a 400; wait it out.
                 raise GraphNotFound(exc.graph_message, status=404) from exc
+            if exc.status == 400 and _ALREADY_ASSIGNED.lower() in message:
+                return None
+            if exc.status == 404 and _in_deleted_items(self.runbook.graph, body["principalId"]):
+                # Not replication: the principal was deleted after this step looked it up.
+                raise StepError(
+                    f"{what or body['principalId']} was deleted while this page was assigning "
+                    "it (Entra lists it among the deleted items): someone else deleted it, "
+                    "perhaps another run's disable/delete demo (page 09) at the same time.",
+                    "Restore it (Entra admin center > Users > Deleted users) or take it out of "
+                    "the users and groups parameters, then run this page again.",
+                    hint=self.name,
+                ) from exc
             raise
 
     def verify(self) -> list[CheckResult]:
@@ -292,7 +327,9 @@ class AssignUsersAndGroups(Step):
             elif wanted in self.refused_groups:
                 checks.append(
                     CheckResult.warned(
-                        title, "cannot be assigned on Entra ID Free", FREE_TIER_EXPLANATION
+                        title,
+                        "cannot be assigned on Entra ID Free",
+                        "See the 'Groups assigned' check: it says why and what to do.",
                     )
                 )
             else:
@@ -308,3 +345,43 @@ class AssignUsersAndGroups(Step):
         if extra:
             self.notes.append("Also assigned (left as they are): " + ", ".join(sorted(extra)) + ".")
         return checks
+
+    # -- dry run -----------------------------------------------------------------------------
+    def plan_fresh(self, state: PlannedState, exc: StepError) -> list[Change]:
+        """No app yet (02 only planned it): nobody is assigned to a new app, so every user and
+        group the parameters name is planned (they are still looked up: a wrong name fails
+        the dry run as it would the real run)."""
+        view = self.planned_view(state, exc, job=False)
+        self._user_role(view.sp)
+        users, groups = self._resolve()
+        notes = list(self.notes)  # what planned_view said; plan() starts the notes afresh
+        self.notes = notes + self._nested_warnings(groups)
+        if not self.users and not self.groups:
+            self.notes.append(
+                "No users or groups were given (the users and groups parameters are empty), so "
+                "nothing is assigned. List them under 06-assign-users-and-groups in your "
+                "parameters file (or in this page's parameters cell) and run this page again."
+            )
+        for group in groups:
+            if group.get("securityEnabled") is False:
+                self.notes.append(
+                    f"Group '{group['displayName']}' is not a security group; Entra provisions "
+                    "security groups most reliably."
+                )
+        self.not_read(
+            "the app's assignments",
+            "the app does not exist yet, so nobody is assigned to it and everyone named is planned",
+        )
+        return [Change("assign", f"user {u['userPrincipalName']}", u["id"]) for u in users] + [
+            Change("assign", f"group {g['displayName']}", g["id"]) for g in groups
+        ]
+
+    def planned_effects(self, planned: list[Change]) -> dict[str, Any]:
+        """Who will be assigned, for page 07 to plan its first comparison."""
+        assign = [
+            {"kind": kind, "name": name, "id": c.detail}
+            for c in planned
+            if c.action == "assign"
+            for kind, _, name in [c.target.partition(" ")]
+        ]
+        return {"assign": assign} if assign else {}

@@ -40,7 +40,16 @@ _TOKEN = "Secret token (SecretToken)"
 def test_connection_remediation(message: str) -> str:
     """A fix for a failed Test connection, judged from Graph's message."""
     text = message.lower()
-    if "401" in text or "403" in text or "credential" in text or "unauthori" in text:
+    # Graph prefixes every answer with "Error validating credentials", so an unavailable or
+    # throttling Iru is told apart first: it did not refuse the token.
+    if any(code in text for code in ("429", "500", "502", "503", "504", "unavailable")):
+        return (
+            "Iru did not answer the Test connection (it was unavailable or throttling), so the "
+            "token was not judged: try again in a few minutes; nothing was saved."
+        )
+    if any(
+        word in text for word in ("401", "403", "unauthori", "invalid credentials", "invalid token")
+    ):
         return (
             "Iru refused the token: copy it again (or rotate it) in Iru Endpoint > Integrations "
             "> your SCIM integration and set RUNBOOK_SCIM_TOKEN."

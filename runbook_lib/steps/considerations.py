@@ -16,8 +16,10 @@ from typing import Any, ClassVar
 
 from .._auth import sign_in_kind
 from .._checks import Change, CheckResult, Exhibit
+from .._exceptions import GraphNotFound, StepError
 from .._granted import GrantedPermissions, read_granted
 from .._permissions import PERMISSIONS
+from .._planned import PlannedState
 from .._tenant import find_user, require_app, require_job
 from ._base import Step
 from .verify_provisioning import _last_cycle, wait_for_cycle
@@ -32,6 +34,13 @@ _EXPECTED = {
     "Disabled in Entra": "inactive",
     "Deleted in Entra (soft delete)": "inactive",
     "Purged in Entra": "not in Iru",
+}
+# How a check says what Iru should show, and what it showed instead (each said once).
+_SHOULD = {"active": "active in Iru", "inactive": "inactive in Iru", "not in Iru": "deleted in Iru"}
+_FOUND = {
+    "active": "the user is still active in Iru",
+    "inactive": "the user is inactive in Iru",
+    "not in Iru": "the user is not in Iru",
 }
 
 
@@ -160,6 +169,40 @@ class Considerations(Step):
         )
         wait_for_cycle(self, sp_id, job_id, before, self.timeout)
 
+    def _observe(self, sp_id: str, job_id: str, uid: str, upn: str, stage: str, entra: str) -> None:
+        """A cycle, then what Iru shows for ``stage``.
+
+        A cycle that another run started can end before this run's change was read, so one
+        more cycle when Iru does not show the change yet. When it still does not, and the user
+        in Entra is no longer as this demo left it, someone else changed it: that is said
+        instead of a failed check.
+        """
+        self._cycle(sp_id, job_id)
+        iru = self._iru_state(upn)
+        if iru != _EXPECTED[stage]:
+            self._cycle(sp_id, job_id)
+            iru = self._iru_state(upn)
+        if iru != _EXPECTED[stage]:
+            try:
+                user = self.runbook.graph.get(f"users/{uid}", **{"$select": "id,accountEnabled"})
+                now = "enabled" if user.get("accountEnabled", True) else "disabled"
+            except GraphNotFound:
+                now = "deleted"
+            if now != entra and not (entra == "purged" and now == "deleted"):
+                raise self._interrupted(
+                    upn, f"it should be {entra} at this stage, Entra shows it {now}"
+                )
+        self.observed.append((stage, entra, iru))
+
+    def _interrupted(self, upn: str, what: str) -> StepError:
+        return StepError(
+            f"The demo user {upn} was changed by someone else during the demo ({what}): "
+            "perhaps another run of this page is showing the same demo on it at the same time.",
+            "Nothing to undo. Let the other run finish; to see the demo here, run this page "
+            "again with another test user as demo_user.",
+            hint=self.name,
+        )
+
     def apply(self, changes: list[Change]) -> list[Change]:
         graph = self.runbook.graph
         sp, job = self._context()
@@ -171,18 +214,18 @@ class Considerations(Step):
 
         assign = AssignUsersAndGroups(self.runbook, users=[upn])
         assign.apply(assign.plan())
-        self._cycle(sp["id"], job["id"])
-        self.observed.append(("Assigned and enabled", "enabled", self._iru_state(upn)))
-        graph.request("PATCH", f"users/{uid}", json={"accountEnabled": False})
-        self._cycle(sp["id"], job["id"])
-        self.observed.append(("Disabled in Entra", "disabled", self._iru_state(upn)))
-        graph.delete(f"users/{uid}")
-        self._cycle(sp["id"], job["id"])
-        self.observed.append(("Deleted in Entra (soft delete)", "deleted", self._iru_state(upn)))
+        ids = (sp["id"], job["id"], uid, upn)
+        self._observe(*ids, "Assigned and enabled", "enabled")
+        try:
+            graph.request("PATCH", f"users/{uid}", json={"accountEnabled": False})
+            self._observe(*ids, "Disabled in Entra", "disabled")
+            graph.delete(f"users/{uid}")
+        except GraphNotFound as exc:
+            raise self._interrupted(upn, "someone else deleted it") from exc
+        self._observe(*ids, "Deleted in Entra (soft delete)", "deleted")
         if any(c.action == "purge" for c in changes):
             graph.delete(f"directory/deletedItems/{uid}")
-            self._cycle(sp["id"], job["id"])
-            self.observed.append(("Purged in Entra", "purged", self._iru_state(upn)))
+            self._observe(*ids, "Purged in Entra", "purged")
         rows = "".join(
             f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>"
             for a, b, c in self.observed
@@ -217,16 +260,30 @@ class Considerations(Step):
             return [timing]
         checks = []
         for stage, _entra, iru in self.observed:
-            title = f"{stage}: Iru shows {_EXPECTED[stage]}"
+            title = f"{stage}: {_SHOULD[_EXPECTED[stage]]}"
             if iru == _EXPECTED[stage]:
-                checks.append(CheckResult.passed(title, iru))
+                checks.append(CheckResult.passed(title, "read from Iru after the cycle"))
             else:
                 checks.append(
                     CheckResult.failed(
                         title,
-                        f"Iru shows {iru}",
+                        f"after the cycle, {_FOUND.get(iru, iru)}",
                         "Read 07-verify-provisioning's log failures for this user.",
                         "07-verify-provisioning",
                     )
                 )
         return checks
+
+    # -- dry run -----------------------------------------------------------------------------
+    def plan_fresh(self, state: PlannedState, exc: StepError) -> list[Change]:
+        """No app or job yet: the timing shows a new job's interval, and the demo is planned
+        as usual (the demo user and the permissions can be read already)."""
+        view = self.planned_view(state, exc)
+        planned = (view.sp, view.job or state.job_view())
+        with self.planned_reads(_context=lambda: planned):
+            changes = self.plan()
+        self.not_read(
+            "the job's sync interval",
+            "the job does not exist yet; the interval Entra gives a new job is shown",
+        )
+        return changes

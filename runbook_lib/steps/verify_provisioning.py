@@ -30,11 +30,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._checks import Change, CheckResult, Exhibit, Status, _status_cell
-from .._diagnose import entry_level_errors, explain, explain_job_status
+from .._diagnose import (
+    describe_log_failure,
+    entry_level_errors,
+    explain,
+    explain_job_status,
+    split_log_failures,
+)
 from .._exceptions import GraphError, StepError
-from .._expectations import ExpectedState, ReadProgress
+from .._expectations import ExpectedGroup, ExpectedState, ExpectedUser, ReadProgress
 from .._findings import Finding
 from .._graph import odata_quote
+from .._planned import PlannedState
 from .._reconcile import Reconciliation, reconcile
 from .._redact import redact
 from .._schema import rule_for
@@ -55,6 +62,9 @@ DIFFERENCES_FILE = "07-verify-provisioning-differences.csv"
 PROGRESS_LINES_FROM = 50
 """A read of at least this many requests prints a line at 25, 50 and 75% and at the end."""
 _ON_DEMAND_MEMBERS = 5
+HISTORY_TITLE = "Earlier provisioning failures, since dealt with"
+"""The exhibit listing provisioning-log failures that no longer stand (history)."""
+HISTORY_ROWS = 10
 TRIGGERS = ("auto", "on_demand", "restart", "wait", "none")
 
 
@@ -249,6 +259,19 @@ class VerifyProvisioning(Step):
         expected, mismatches = result.expected, result.findings
         if not expected.users and not expected.groups:
             self.notes.append("Nothing is assigned to the app yet: run 06-assign-users-and-groups.")
+        unhealthy = explain_job_status(job)
+        running = (job.get("schedule") or {}).get("state") == "Active"
+        if unhealthy and running and self.trigger in ("auto", "restart"):
+            # Quarantined, or the last cycle failed: only a new cycle shows whether the cause
+            # (a token, the Tenant URL) has been fixed since, whether or not objects differ.
+            # (A paused job stays paused: someone paused it on purpose.)
+            return [
+                Change(
+                    "restart",
+                    "provisioning job",
+                    f"{unhealthy[0]}; a new cycle shows whether the cause is fixed",
+                )
+            ]
         if not mismatches or self.trigger == "none":
             return []
         how = self._how(mismatches)
@@ -375,8 +398,15 @@ class VerifyProvisioning(Step):
                     "Provisioning job is healthy", (job.get("status") or {}).get("code", "")
                 )
             )
+        by_name: dict[tuple[str, str], list[str]] = {}
+        for m in mismatches:
+            by_name.setdefault(_subject(m), []).append(_problem(m))
+        ids = {("user", u.user_name): u.object_id for u in expected.users}
+        ids.update({("group", g.display_name): g.object_id for g in expected.groups})
+        differing = {ids[key] for key in by_name if key in ids}
+        log_checks, unresolved = self._log_checks(job, differing)
         entry_errors = entry_level_errors(job)
-        if entry_errors:
+        if entry_errors and (unresolved or mismatches):
             checks.append(
                 CheckResult.warned(
                     "Last cycle had no failed objects",
@@ -384,17 +414,23 @@ class VerifyProvisioning(Step):
                     "The provisioning log check below names the failing objects and the fix.",
                 )
             )
-        checks += self._log_checks(sp["id"], job["id"])
-        by_name: dict[tuple[str, str], list[str]] = {}
-        for m in mismatches:
-            by_name.setdefault(_subject(m), []).append(_problem(m))
+        elif entry_errors:
+            checks.append(
+                CheckResult.passed(
+                    "Objects the last cycle failed on were provisioned since",
+                    f"{entry_errors}; none of them differs in Iru now",
+                )
+            )
+        checks += log_checks
         failed = [(kind, name, "; ".join(p)) for (kind, name), p in by_name.items()]
         failed_users = [r for r in failed if r[0] == "user"]
         failed_groups = [r for r in failed if r[0] == "group"]
         self.differences_file = None
         if len(by_name) > TABLE_ROWS and self.write_differences:
             self.differences_file = write_differences(mismatches, run_folder() or Path.cwd())
-        self.exhibits = [self._exhibit(expected, by_name, result, self.differences_file)]
+        self.exhibits = [self._exhibit(expected, by_name, result, self.differences_file)] + [
+            e for e in self.exhibits if e.title == HISTORY_TITLE
+        ]
         fix = "Read the provisioning log failures above; once fixed, run this page again to trigger a new cycle."
         if failed_users:
             checks.append(
@@ -440,12 +476,22 @@ class VerifyProvisioning(Step):
             )
         return checks
 
-    def _log_checks(self, sp_id: str, job_id: str) -> list[CheckResult]:
+    def _log_checks(
+        self, job: dict[str, Any], differing: set[str]
+    ) -> tuple[list[CheckResult], list[dict[str, Any]]]:
+        """The provisioning-log check, and the failures that are still current.
+
+        A failure counts when the tenant still shows it (see
+        :func:`runbook_lib._diagnose.split_log_failures`); older ones, which a later cycle or
+        a later success dealt with, are shown as history with their time, not as a failure.
+        """
+        self.exhibits = [e for e in self.exhibits if e.title != HISTORY_TITLE]
+        title = "No unresolved failures in the provisioning logs"
         try:
             entries = self.runbook.graph.get(
                 "auditLogs/provisioning",
                 **{
-                    "$filter": f"jobId eq {odata_quote(job_id)}",
+                    "$filter": f"jobId eq {odata_quote(job['id'])}",
                     "$orderby": "activityDateTime desc",
                     "$top": "100",
                 },
@@ -459,30 +505,47 @@ class VerifyProvisioning(Step):
                     if exc.status == 403
                     else "Run this page again; the logs can lag the cycle by a few minutes.",
                 )
-            ]
-        failures = [
-            e
-            for e in (entries or {}).get("value", [])
-            if ((e.get("provisioningStatusInfo") or {}).get("status") == "failure")
-        ]
-        if not failures:
-            return [
-                CheckResult.passed(
-                    "No failures in the recent provisioning logs",
-                    f"{len((entries or {}).get('value', []))} recent entries read",
-                )
-            ]
-        latest = failures[0]  # newest first ($orderby activityDateTime desc)
-        info = (latest.get("provisioningStatusInfo") or {}).get("errorInformation") or {}
-        who = (latest.get("sourceIdentity") or {}).get("displayName") or "an object"
+            ], []
+        read = list((entries or {}).get("value", []))
+        current, history = split_log_failures(read, job, differing)
+        if history:
+            self.exhibits.append(self._history(history))
+        earlier = (
+            f"; {len(history)} earlier failure(s) were dealt with since and are listed under "
+            f"'{HISTORY_TITLE}'"
+            if history
+            else ""
+        )
+        if not current:
+            return [CheckResult.passed(title, f"{len(read)} recent entries read{earlier}")], []
+        when, who, _action, error = describe_log_failure(current[0])  # newest first
+        info = (current[0].get("provisioningStatusInfo") or {}).get("errorInformation") or {}
         return [
             CheckResult.failed(
-                "No failures in the recent provisioning logs",
-                f"{len(failures)} failure(s); latest for {who}: {info.get('errorCode', '')} {info.get('reason', '')}".strip(),
+                title,
+                f"{len(current)} failure(s) still stand; latest for {who} at {when}: "
+                f"{error}{earlier}",
                 explain(info.get("errorCode", ""), info.get("reason", "")),
                 self.name,
             )
-        ]
+        ], current
+
+    @staticmethod
+    def _history(history: list[dict[str, Any]]) -> Exhibit:
+        """Failures a later cycle or success dealt with, newest first, with their time."""
+        rows = [describe_log_failure(e) for e in history[:HISTORY_ROWS]]
+        more = len(history) - len(rows)
+        text = "\n".join(f"  {w}  {who}  {a}: {err}" for w, who, a, err in rows)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+        )
+        tail = f"{more} older failure(s) not listed." if more > 0 else ""
+        return Exhibit(
+            HISTORY_TITLE,
+            "<table><thead><tr><th>When</th><th>Object</th><th>Action</th><th>Error</th></tr>"
+            f"</thead><tbody>{body}</tbody></table>" + (f"<p>{tail}</p>" if tail else ""),
+            text + (f"\n  {tail}" if tail else ""),
+        )
 
     @classmethod
     def _exhibit(
@@ -541,3 +604,35 @@ class VerifyProvisioning(Step):
             f"</thead><tbody>{body}</tbody></table>",
             text or "  (nothing in scope)",
         )
+
+    # -- dry run -----------------------------------------------------------------------------
+    def plan_fresh(self, state: PlannedState, exc: StepError) -> list[Change]:
+        """No app or job yet (02/03 only planned them): Iru cannot be compared with them, so
+        everyone page 06 plans to assign is taken as not in Iru yet, and :meth:`plan` decides
+        the trigger from that, as it would from a comparison."""
+        view = self.planned_view(state, exc)
+        job = view.job or state.job_view()
+        users = [a for a in state.assigned if a["kind"] == "user"]
+        groups = [a for a in state.assigned if a["kind"] == "group"]
+        expected = ExpectedState(
+            users=[ExpectedUser(u["id"], u["name"], True, None) for u in users],
+            groups=[ExpectedGroup(g["id"], g["name"], None, frozenset()) for g in groups],
+        )
+        fix = "the first provisioning cycle sends it"
+        findings = [
+            Finding("data", "user_missing", f"user {u['name']}", "in Iru", "not yet", fix)
+            for u in users
+        ] + [
+            Finding("data", "group_missing", f"group {g['name']}", "in Iru", "not yet", fix)
+            for g in groups
+        ]
+        planned = (view.sp, job, view.schema, Reconciliation(expected, findings))
+        with self.planned_reads(_state=lambda fresh=True: planned):
+            changes = self.plan()
+        self.not_read(
+            "Iru compared with Entra",
+            "the app, its job and its assignments are only planned, so everyone to be assigned "
+            "is taken as not in Iru yet; the real run compares them after the first cycle and "
+            "triggers only what still differs",
+        )
+        return changes
