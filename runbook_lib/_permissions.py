@@ -196,7 +196,11 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("GET", r"/?auditLogs/provisioning.*", "AuditLog.Read.All"),
         ("POST", r"/?servicePrincipals/[^/]+/appRoleAssignedTo", "AppRoleAssignment.ReadWrite.All"),
         ("*", r"/?servicePrincipals/[^/]+/synchronization.*", "Synchronization.ReadWrite.All"),
-        ("*", r"/?(servicePrincipals|applicationTemplates|applications).*", "Application.ReadWrite.All"),
+        (
+            "*",
+            r"/?(servicePrincipals|applicationTemplates|applications).*",
+            "Application.ReadWrite.All",
+        ),
     )
 )
 
