@@ -455,10 +455,22 @@ def get_token(credential: TokenCredential, *scopes: str) -> AccessToken:
     try:
         token = credential.get_token(*scopes)
     except ServiceRequestError as exc:
+        detail = redact(str(exc))
+        if "CERTIFICATE_VERIFY_FAILED" in detail or "SSLError" in detail:
+            fix = (
+                "The sign-in authority's TLS certificate is not trusted: if a TLS-inspecting "
+                "proxy or a private CA serves RUNBOOK_AUTHORITY, set RUNBOOK_CA_BUNDLE to its CA "
+                "certificate (PEM)."
+            )
+        else:  # DNS, refused or dropped connection, timeout: nothing to do with certificates
+            fix = (
+                "Check RUNBOOK_AUTHORITY (https://login.microsoftonline.com for the public cloud) "
+                "and that this machine can reach it (DNS, firewall, outbound proxy), then run "
+                "again."
+            )
         raise SignInError(
-            f"Could not reach the sign-in authority: {redact(str(exc)).splitlines()[0]}",
-            "Check RUNBOOK_AUTHORITY and your network; if a TLS proxy inspects traffic, set "
-            "RUNBOOK_CA_BUNDLE to its CA certificate (PEM).",
+            f"Could not reach the sign-in authority: {detail.splitlines()[0]}",
+            fix,
             hint="01-connect",
         ) from exc
     except ClientAuthenticationError as exc:

@@ -25,6 +25,14 @@ __all__ = [
 ]
 
 KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
+    # First match wins: "…CredentialValidationUnavailable" (Iru did not answer) must not read
+    # as "…CredentialValidationFailure" (Iru refused the token).
+    (
+        "CredentialValidationUnavailable",
+        "Iru did not answer the credential check (it was unavailable or throttling), so the "
+        "token was not judged: wait a few minutes and start provisioning again; if it persists, "
+        "run 01-connect, whose pre-flight names the cause.",
+    ),
     (
         "CredentialValidation",
         "Iru refused the saved token: rotate or copy the SCIM token in Iru Endpoint, save it with "

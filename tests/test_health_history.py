@@ -166,3 +166,12 @@ def test_failures_are_split_into_current_and_history() -> None:
         "create",
         "ServiceUnavailable why",
     )
+
+
+def test_an_unavailable_iru_is_not_read_as_a_refused_token() -> None:
+    from runbook_lib._diagnose import explain
+
+    unavailable = explain("SystemForCrossDomainIdentityManagementCredentialValidationUnavailable")
+    refused = explain("SystemForCrossDomainIdentityManagementCredentialValidationFailure")
+    assert "did not answer" in unavailable and "refused" not in unavailable
+    assert "refused the saved token" in refused
