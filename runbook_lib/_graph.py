@@ -59,18 +59,15 @@ Request and response bodies are never logged: they can hold the SCIM token.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import re
-import socket
 import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -89,6 +86,7 @@ from ._exceptions import (
 )
 from ._permissions import grant_instructions, permission_for_request
 from ._redact import redact
+from ._transport import retry_after, transport_kind
 
 __all__ = ["GraphClient", "is_repeatable", "odata_quote", "user_key"]
 
@@ -141,46 +139,11 @@ def is_repeatable(method: str, path: str, json: Any = None) -> bool:
     return clean.rsplit("/", 1)[-1] in _REPEATABLE_ACTIONS
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
 def _transport_kind(exc: httpx.TransportError) -> str:
-    """``tls``, ``dns``, ``refused`` (nothing sent), ``timeout`` or ``dropped``."""
-    chain = _chain(exc)
-    if any(isinstance(e, ssl.SSLError) for e in chain):
-        return "tls"
-    if any(isinstance(e, socket.gaierror) for e in chain):
-        return "dns"
-    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        return "refused"  # never reached the server: nothing was sent
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        return "refused"
-    return "dropped"
+    """``tls``, ``dns``, ``refused`` (nothing sent; a connect timeout too), ``timeout`` or
+    ``dropped`` (see :func:`runbook_lib._transport.transport_kind`)."""
+    kind = transport_kind(exc)
+    return "refused" if kind == "connect_timeout" else kind
 
 
 @dataclass
@@ -665,7 +628,7 @@ class GraphClient:
                     found = self._before_resend(recover, what, cause, method, path, budget)
                     if found is not None:
                         return found
-                wait = budget.next_wait(_retry_after(response.headers.get("Retry-After")))
+                wait = budget.next_wait(retry_after(response.headers.get("Retry-After")))
                 if wait is not None:
                     log.info(
                         "%s: Graph answered %s; sending it again in %.1f s (attempt %d of %d)",
@@ -793,7 +756,7 @@ class GraphClient:
                         headers = {
                             str(k).lower(): v for k, v in (sub or {}).get("headers", {}).items()
                         }
-                        delays.append(_retry_after(headers.get("retry-after")))
+                        delays.append(retry_after(headers.get("retry-after")))
                         retry.append(i)
                     results[i] = (status, (sub or {}).get("body"))
             wait = None

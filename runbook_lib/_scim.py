@@ -32,10 +32,8 @@ unavailable (``server_error`` / ``throttled``), never as a refused token.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
-import socket
 import ssl
 import threading
 import time
@@ -43,7 +41,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
@@ -52,6 +49,7 @@ from pydantic import SecretStr
 
 from ._exceptions import PreflightError, ScimError
 from ._redact import redact
+from ._transport import retry_after, transport_kind
 
 __all__ = [
     "LIST_RESPONSE_SCHEMA",
@@ -88,23 +86,6 @@ class _Reply(NamedTuple):
     note: str
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _attempts_note(attempts: int, waited: float) -> str:
     if attempts <= 1:
         return ""
@@ -119,15 +100,6 @@ class PreflightResult:
     user_probe_status: int
     group_probe_status: int
     users_reported: int
-
-
-def _cause_chain(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
 
 
 def _url_advice(url: str) -> str:
@@ -245,7 +217,7 @@ class IruScimClient:
                 wait = None
                 if status in _RETRY_STATUSES:
                     wait = self._wait(
-                        retries, waited, _retry_after(response.headers.get("Retry-After"))
+                        retries, waited, retry_after(response.headers.get("Retry-After"))
                     )
                 if wait is None:
                     return _Reply(response, _attempts_note(attempts, waited))
@@ -258,17 +230,10 @@ class IruScimClient:
 
     @staticmethod
     def _transport_kind(exc: httpx.TransportError) -> str:
-        """``tls``, ``dns``, ``connection`` (nothing sent), ``timeout`` or ``dropped``."""
-        chain = _cause_chain(exc)
-        if any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in str(exc):
-            return "tls"
-        if any(isinstance(e, socket.gaierror) for e in chain) or "Name or service" in str(exc):
-            return "dns"
-        if isinstance(exc, httpx.TimeoutException):
-            return "timeout"
-        if isinstance(exc, httpx.ConnectError):
-            return "connection"
-        return "dropped"
+        """``tls``, ``dns``, ``connection`` (nothing sent), ``timeout`` or ``dropped``
+        (see :func:`runbook_lib._transport.transport_kind`)."""
+        kind = transport_kind(exc)
+        return {"connect_timeout": "timeout", "refused": "connection"}.get(kind, kind)
 
     def _transport_error(
         self, kind: str, exc: httpx.TransportError, attempts: int, waited: float

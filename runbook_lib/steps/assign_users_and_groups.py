@@ -153,9 +153,15 @@ class AssignUsersAndGroups(Step):
         graph = self.runbook.graph
         sp = require_app(graph, self.runbook.app_name)
         self._user_role(sp)
-        users, groups = self._resolve()
         assigned = {a["principalId"] for a in self._assignments(sp["id"])}
-        self.notes = self._nested_warnings(groups)
+        self.notes = []
+        return self._plan_for(assigned)
+
+    def _plan_for(self, assigned: set[str]) -> list[Change]:
+        """Resolve the users and groups, add the notes about them, and plan every one not in
+        ``assigned`` (the app's current assignees; empty for an app not created yet)."""
+        users, groups = self._resolve()
+        self.notes += self._nested_warnings(groups)
         if not self.users and not self.groups:
             self.notes.append(
                 "No users or groups were given (the users and groups parameters are empty), so "
@@ -353,28 +359,14 @@ class AssignUsersAndGroups(Step):
         the dry run as it would the real run)."""
         view = self.planned_view(state, exc, job=False)
         self._user_role(view.sp)
-        users, groups = self._resolve()
-        notes = list(self.notes)  # what planned_view said; plan() starts the notes afresh
-        self.notes = notes + self._nested_warnings(groups)
-        if not self.users and not self.groups:
-            self.notes.append(
-                "No users or groups were given (the users and groups parameters are empty), so "
-                "nothing is assigned. List them under 06-assign-users-and-groups in your "
-                "parameters file (or in this page's parameters cell) and run this page again."
-            )
-        for group in groups:
-            if group.get("securityEnabled") is False:
-                self.notes.append(
-                    f"Group '{group['displayName']}' is not a security group; Entra provisions "
-                    "security groups most reliably."
-                )
+        # What planned_view said stays in the notes; the planning adds its own after it.
+        self.notes = list(self.notes)
+        changes = self._plan_for(set())
         self.not_read(
             "the app's assignments",
             "the app does not exist yet, so nobody is assigned to it and everyone named is planned",
         )
-        return [Change("assign", f"user {u['userPrincipalName']}", u["id"]) for u in users] + [
-            Change("assign", f"group {g['displayName']}", g["id"]) for g in groups
-        ]
+        return changes
 
     def planned_effects(self, planned: list[Change]) -> dict[str, Any]:
         """Who will be assigned, for page 07 to plan its first comparison."""
