@@ -145,8 +145,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if exc.summary is None:  # pragma: no cover - the runner always sets it
                 raise
             interrupted, summary = exc, exc.summary
+    unread = sum(1 for o in summary.outcomes for n in o.notes if n.startswith("Not read yet: "))
     counted = (
         f"{summary.change_count} change(s) planned, nothing written"
+        + (
+            f" ({unread} read(s) not done yet, because an earlier page only planned what they "
+            "read; the plan for those pages assumes a fresh tenant)"
+            if unread
+            else ""
+        )
         if args.dry_run
         else f"{summary.change_count} change(s)"
     )

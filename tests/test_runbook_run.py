@@ -128,6 +128,10 @@ def test_dry_run_on_a_fresh_sandbox_writes_nothing(sandbox, monkeypatch, tmp_pat
     # Reads that cannot be done before the app exists are said, on the console and in the summary.
     assert "Not read yet: " in out
     assert "read(s) not done yet" in out
+    # ... and the verdict line says so too, not a bare "passed".
+    assert re.search(
+        r"Run passed: \d+ change\(s\) planned, nothing written \(\d+ read\(s\) not done yet", out
+    )
     markdown = (_only_run(tmp_path) / "summary.md").read_text()
     assert "Not read yet: " in markdown
     assert all(

@@ -39,6 +39,7 @@ from ._graph_wire import (
     GraphError,
     error_response,
     json_response,
+    no_content,
     not_found,
     read_json,
 )
@@ -50,7 +51,7 @@ from ._shapes import (
     render_application,
     render_service_principal,
 )
-from ._state import ServicePrincipal, TenantState
+from ._state import Application, ServicePrincipal, TenantState
 from ._tokens import IssuedToken
 
 if TYPE_CHECKING:
@@ -133,6 +134,54 @@ def list_service_principals(call: GraphCall) -> Response:
             args, quote_via=quote, safe="$'(),"
         )
     return json_response(call, body)
+
+
+_APPLICATION_PROPERTIES: set[str] = set(
+    render_application(Application("", "", "", "", datetime.now(UTC)), tenant_domain="")
+)
+
+
+def delete_service_principal(call: GraphCall, sp_id: str) -> Response:
+    """DELETE /servicePrincipals/{id} (serviceprincipal-delete.md): the enterprise app goes,
+    with its job and assignments; Microsoft's own service principals are refused."""
+    if grants.builtin_principal(call.state, sp_id) is not None:
+        raise GraphError(
+            403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+        )
+    if call.state.delete_service_principal(sp_id) is None:
+        raise not_found(sp_id)
+    return no_content(call)
+
+
+def list_applications(call: GraphCall) -> Response:
+    """GET /applications (application-list.md) with $filter, $select, $top and paging."""
+    query = parse_list_query(call.request.args, _APPLICATION_PROPERTIES)
+    domain = call.state.tenant_domain
+    found = [
+        app
+        for app in (render_application(a, domain) for a in call.state.list_applications())
+        if query.predicate is None or query.predicate(app)
+    ]
+    page = found[query.offset : query.offset + query.top]
+    body: dict[str, Any] = {
+        "@odata.context": call.context(_entity_set("applications", query.select)),
+        "value": [apply_select(app, query.select) for app in page],
+    }
+    next_offset = query.offset + query.top
+    if next_offset < len(found):
+        args = [(k, v) for k, v in call.request.args.items(multi=True) if k != "$skiptoken"]
+        args.append(("$skiptoken", encode_skiptoken(next_offset)))
+        body["@odata.nextLink"] = f"{call.base_url}/applications?" + urlencode(
+            args, quote_via=quote, safe="$'(),"
+        )
+    return json_response(call, body)
+
+
+def delete_application(call: GraphCall, app_id: str) -> Response:
+    """DELETE /applications/{id} (application-delete.md): the app registration only."""
+    if call.state.delete_application(app_id) is None:
+        raise not_found(app_id)
+    return no_content(call)
 
 
 def get_service_principal(call: GraphCall, sp_id: str) -> Response:
@@ -230,6 +279,9 @@ def _rules(batch: Handler) -> list[Rule]:
         ("/v1.0/applicationTemplates/<template_id>/instantiate", "POST", instantiate),
         ("/v1.0/servicePrincipals", "GET", list_service_principals),
         (_SP, "GET", get_service_principal),
+        (_SP, "DELETE", delete_service_principal),
+        ("/v1.0/applications", "GET", list_applications),
+        ("/v1.0/applications/<app_id>", "DELETE", delete_application),
         (_SYNC + "/templates", "GET", sync.list_templates),
         (_SYNC + "/jobs", "GET", sync.list_jobs),
         (_SYNC + "/jobs", "POST", sync.create_job),

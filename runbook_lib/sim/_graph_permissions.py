@@ -472,6 +472,23 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Entry] = {
         _SP_READ,
         listed_not_honoured=(OWNED_BY,),
     ),
+    ("DELETE", _SP): Requirement(
+        "serviceprincipal-delete.md",
+        any_of(OWNED_BY, "Application.ReadWrite.All"),
+        any_of("Application.ReadWrite.All"),
+        note="OwnedBy counts: the runbook deletes only an app it has just created",
+    ),
+    ("GET", "/v1.0/applications"): Requirement(
+        "application-list.md",
+        any_of("Application.Read.All", OWNED_BY, "Application.ReadWrite.All", "Directory.Read.All"),
+        _SP_READ,
+    ),
+    ("DELETE", "/v1.0/applications/<app_id>"): Requirement(
+        "application-delete.md",
+        any_of(OWNED_BY, "Application.ReadWrite.All"),
+        any_of("Application.ReadWrite.All", "Directory.AccessAsUser.All"),
+        note="OwnedBy counts: the runbook deletes only an app it has just created",
+    ),
     ("GET", _SP + "/appRoleAssignments"): Requirement(
         "serviceprincipal-list-approleassignments.md",
         _SP_READ,

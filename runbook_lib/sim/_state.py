@@ -259,6 +259,24 @@ class TenantState:
                     visible.append(sp)
             return visible
 
+    def delete_service_principal(self, object_id: str) -> ServicePrincipal | None:
+        """Remove a service principal with its jobs, secrets and assignments (None: no such)."""
+        with self.lock:
+            return self.service_principals.pop(object_id.lower(), None)
+
+    def list_applications(self) -> list[Application]:
+        """Every application object, in creation order."""
+        with self.lock:
+            return list(self.applications.values())
+
+    def delete_application(self, object_id: str) -> Application | None:
+        """Remove an application object (the app registration); None when there is none.
+
+        Its service principal stays: Graph deletes the two objects separately.
+        """
+        with self.lock:
+            return self.applications.pop(object_id.lower(), None)
+
     def all_service_principals(self) -> list[ServicePrincipal]:
         """Every service principal, ignoring replication delay (for the test handle)."""
         with self.lock:
