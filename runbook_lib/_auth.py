@@ -483,6 +483,29 @@ def get_token(credential: TokenCredential, *scopes: str) -> AccessToken:
                 "proxy or a private CA serves RUNBOOK_AUTHORITY, set RUNBOOK_CA_BUNDLE to its CA "
                 "certificate (PEM)."
             )
+        elif not fix and "Unable to get authority configuration" in raw:
+            # MSAL's words when the tenant's OpenID metadata cannot be read: Entra answers an
+            # unknown tenant with AADSTS90002 there, but MSAL does not pass the code on.
+            fix = (
+                "Entra does not know the tenant in RUNBOOK_TENANT_ID, or RUNBOOK_AUTHORITY is not "
+                "a sign-in authority: copy the Directory (tenant) ID from the Entra admin center "
+                "overview, and leave RUNBOOK_AUTHORITY unset for the public cloud."
+            )
+        elif not fix and any(
+            words in raw
+            for words in (
+                "Failed to resolve",
+                "Name or service not known",
+                "getaddrinfo failed",
+                "Connection refused",
+                "Max retries exceeded",
+            )
+        ):
+            fix = (
+                "This machine could not reach RUNBOOK_AUTHORITY (the host name did not resolve or "
+                "the connection failed): check the value (https://login.microsoftonline.com for "
+                "the public cloud), DNS, the firewall and any outbound proxy (HTTPS_PROXY)."
+            )
         elif not fix and "Azure CLI not found" in raw:
             fix = (
                 "RUNBOOK_AUTH=azure-cli needs the az command on PATH: install Azure CLI, or "

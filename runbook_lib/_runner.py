@@ -154,7 +154,7 @@ class RunSummary:
             f"# Runbook run ({'dry run' if self.dry_run else 'apply'}, target: {self.target})",
             "",
             f"Result: **{verdict[self.status]}**, {self.change_count} change(s){planned}, "
-            f"{self.checks_passed}/{self.checks_total} check(s) passed.",
+            f"{tally(c['status'] for o in self.outcomes for c in o.checks)}.",
         ]
         if self.interrupted is not None:
             page = self.interrupted.get("page")
@@ -1017,4 +1017,11 @@ def _run_pages(
                 echo(f"  {'':<31} {note}")
         if outcome.error and outcome.error.get("remediation"):
             echo(f"  {'':<31} Fix: {outcome.error['remediation']}")
+        # A warning does not stop the run, but it asks the admin for something: say what,
+        # where they are looking, not only in the executed notebook.
+        for check in outcome.checks:
+            if check.get("status") == "warn":
+                echo(f"  {'':<31} Warning: {check['title']}: {check.get('detail', '')}")
+                if check.get("remediation"):
+                    echo(f"  {'':<31} Fix: {check['remediation']}")
         failed = outcome.status == "failed"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import ssl
 import sys
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -150,10 +151,23 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an https:// URL with a host, got '{value}'")
         return value
 
-    @field_validator("scim_url", "app_name")
+    @field_validator("scim_url")
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("app_name")
+    @classmethod
+    def _app_name(cls, value: str) -> str:
+        # Graph refuses a blank displayName only at page 02, after pages 00-01 passed; say so
+        # before anything runs.
+        value = value.strip()
+        if not value:
+            raise ValueError(
+                "is empty: it is the display name of the enterprise app the runbook creates "
+                "or finds (the default is 'Iru Endpoint SCIM')"
+            )
+        return value
 
     @field_validator("ca_bundle")
     @classmethod
@@ -161,7 +175,18 @@ class Settings(BaseSettings):
         if value is None or str(value) == "":
             return None
         if not value.is_file():
-            raise ValueError(f"file '{value}' does not exist")
+            raise ValueError(f"file '{value}' does not exist or is not a file")
+        # Load it now: an unreadable bundle otherwise surfaces as a bare SSLError at the first
+        # HTTPS request, pages later.
+        try:
+            ssl.create_default_context(cafile=str(value))
+        except (ssl.SSLError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc.__class__.__name__
+            raise ValueError(
+                f"file '{value}' holds no usable certificate ({reason}): it must be the CA "
+                "certificate (or a bundle of them) in PEM form, the text that starts with "
+                "-----BEGIN CERTIFICATE-----"
+            ) from None
         return value
 
     @property
@@ -197,7 +222,9 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]) or "settings"
-            problems.append(f"RUNBOOK_{field.upper()} {err['msg'].removeprefix('Value error, ')}")
+            # pydantic says "Input should be ..."; the admin reads "RUNBOOK_X must be ...".
+            msg = err["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+            problems.append(f"RUNBOOK_{field.upper()} {msg}")
         raise ConfigurationError(
             "Some settings are not valid: " + "; ".join(problems) + ".",
             "Correct the environment variable (or the notebook parameter) and run again.",

@@ -104,6 +104,7 @@ def _parameters(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 def _cmd_run(args: argparse.Namespace) -> int:
     """Run the pages; exit 0 passed, 1 a page failed (dry run too), 2 bad settings, and
     128 + the signal's number (130 Ctrl-C, 143 SIGTERM) when interrupted."""
+    from ._checks import tally
     from ._runner import NOTEBOOKS, RunInterrupted, run_notebooks
 
     unknown = [
@@ -113,7 +114,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     ]
     if unknown:
         print(
-            f"Unknown step(s) {', '.join(unknown)}; choose from {', '.join(NOTEBOOKS)}.",
+            f"--only names no runbook page: {', '.join(unknown)}.\n"
+            f"Fix: Give a page number (02) or id ({NOTEBOOKS[2]}); the pages are "
+            f"{', '.join(NOTEBOOKS)}.",
             file=sys.stderr,
         )
         return 2
@@ -158,7 +161,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else f"{summary.change_count} change(s)"
     )
     checked = (
-        f", {summary.checks_passed}/{summary.checks_total} check(s) passed"
+        f", {tally(c['status'] for o in summary.outcomes for c in o.checks)}"
         if summary.checks_total
         else ""
     )
