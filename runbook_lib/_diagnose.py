@@ -22,7 +22,15 @@ __all__ = [
     "explain",
     "explain_job_status",
     "split_log_failures",
+    "transient_failures",
 ]
+
+TRANSIENT_CODES = frozenset(
+    {"TooManyRequests", "ServiceUnavailable", "InternalServerError", "Timeout", "Unavailable"}
+)
+"""Provisioning-log error codes for an Iru that was busy or down for a moment (HTTP 429, 5xx,
+no answer). Entra holds such objects for retry (escrow) and sends them again on its next
+cycle; nothing in the tenant or the mappings needs fixing."""
 
 KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
     # First match wins: "…CredentialValidationUnavailable" (Iru did not answer) must not read
@@ -67,13 +75,15 @@ KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
         "The assignment record is stale: remove the user or group from the app and assign it again.",
     ),
     (
-        "TooManyRequests",
-        "Iru throttled the requests: nothing to do, Entra retries on the next cycle.",
+        # Before the error codes a quarantine message also carries (TooManyRequests...).
+        "EncounteredEscrowProportionThreshold",
+        "Most objects failed in one cycle, so Entra quarantined the job. If the provisioning "
+        "logs show Iru throttling or unavailable (429, 503), wait until Iru answers again and "
+        "run this page again: it restarts the job. Otherwise fix the cause the logs name first.",
     ),
     (
-        "EncounteredEscrowProportionThreshold",
-        "Most requests failed, so Entra quarantined the job: read the failing entries in the "
-        "provisioning logs, fix the cause, then restart provisioning.",
+        "TooManyRequests",
+        "Iru throttled the requests: nothing to do, Entra retries on the next cycle.",
     ),
 )
 
@@ -208,3 +218,17 @@ def describe_log_failure(entry: dict[str, Any]) -> tuple[str, str, str, str]:
     info = (entry.get("provisioningStatusInfo") or {}).get("errorInformation") or {}
     error = f"{info.get('errorCode', '')} {info.get('reason', '')}".strip()
     return shown, str(who or "an object"), str(entry.get("provisioningAction") or ""), error
+
+
+def transient_failures(entries: list[dict[str, Any]]) -> dict[str, int] | None:
+    """Error code -> count when every entry in ``entries`` failed for a transient reason (see
+    :data:`TRANSIENT_CODES`), else None (also for no entries): one more cycle may fix the
+    former; the latter need the admin."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        info = (entry.get("provisioningStatusInfo") or {}).get("errorInformation") or {}
+        code = str(info.get("errorCode") or "")
+        if code not in TRANSIENT_CODES:
+            return None
+        counts[code] = counts.get(code, 0) + 1
+    return counts or None

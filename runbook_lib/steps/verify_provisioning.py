@@ -36,6 +36,7 @@ from .._diagnose import (
     explain,
     explain_job_status,
     split_log_failures,
+    transient_failures,
 )
 from .._exceptions import GraphError, StepError
 from .._expectations import ExpectedGroup, ExpectedState, ExpectedUser, ReadProgress
@@ -55,6 +56,9 @@ __all__ = ["VerifyProvisioning", "read_reconciliation", "wait_for_cycle"]
 log = logging.getLogger(__name__)
 
 ON_DEMAND_LIMIT = 5
+TRANSIENT_ROUNDS = 2
+"""How many more cycles page 07 asks for when the objects that still differ failed only
+because Iru was busy or unavailable (429, 5xx) during the cycle, before it reports them."""
 TABLE_ROWS = 50
 """Rows of the comparison table at most; the rest are counted, not listed."""
 DIFFERENCES_FILE = "07-verify-provisioning-differences.csv"
@@ -322,8 +326,66 @@ class VerifyProvisioning(Step):
                 {"criteria": {"resetScope": "Watermark, Escrows, QuarantineState"}},
             )
             applied.append(Change("restart", "provisioning job", "a new cycle was requested"))
-        wait_for_cycle(self, sp["id"], job["id"], before, self.timeout)
+        deadline = time.monotonic() + self.timeout
+        job = wait_for_cycle(self, sp["id"], job["id"], before, self.timeout)
+        for attempt in range(1, TRANSIENT_ROUNDS + 1):
+            retry = self._transient_retry(sp, job, deadline)
+            if retry is None:
+                break
+            self.runbook.progress(
+                f"{retry} failed in that cycle only because Iru was busy or unavailable; "
+                f"Entra holds them for its next cycle. Asking for one now ({attempt} of "
+                f"{TRANSIENT_ROUNDS})."
+            )
+            before = _last_cycle(job)
+            # The same restart as above: clearing the watermark makes the cycle evaluate every
+            # object again, the ones Entra escrowed included (synchronizationJobRestartCriteria).
+            graph.post(
+                f"{base}/restart",
+                {"criteria": {"resetScope": "Watermark, Escrows, QuarantineState"}},
+            )
+            applied.append(
+                Change("restart", "provisioning job", f"again: {retry} failed transiently")
+            )
+            job = wait_for_cycle(
+                self, sp["id"], job["id"], before, max(deadline - time.monotonic(), 0.0)
+            )
+            self._snapshot = None  # that cycle changed Iru: verify reads it again
         return applied
+
+    def _transient_retry(
+        self, sp: dict[str, Any], job: dict[str, Any], deadline: float
+    ) -> str | None:
+        """What failed transiently, when the objects that still differ after a cycle failed
+        only because Iru was busy or unavailable, and there is time for another cycle; else
+        None. The comparison read here is kept for :meth:`verify`."""
+        if time.monotonic() >= deadline or explain_job_status(job):
+            return None
+        self._snapshot = None
+        _sp, job, _schema, result = self._state()
+        if not result.findings:
+            return None
+        ids = {("user", u.user_name): u.object_id for u in result.expected.users}
+        ids.update({("group", g.display_name): g.object_id for g in result.expected.groups})
+        differing = {ids[_subject(m)] for m in result.findings if _subject(m) in ids}
+        try:
+            entries = self.runbook.graph.get(
+                "auditLogs/provisioning",
+                **{
+                    "$filter": f"jobId eq {odata_quote(job['id'])}",
+                    "$orderby": "activityDateTime desc",
+                    "$top": "100",
+                },
+            )
+        except GraphError:
+            return None  # verify reports the logs as unreadable
+        current, _history = split_log_failures(
+            list((entries or {}).get("value", [])), job, differing
+        )
+        counts = transient_failures(current)
+        if counts is None:
+            return None
+        return f"{len(current)} object(s) ({', '.join(f'{n} {c}' for c, n in counts.items())})"
 
     def _on_demand_body(
         self, schema: dict[str, Any], expected: ExpectedState, target: str

@@ -1,0 +1,114 @@
+"""Page 07 rides out an Iru that was busy or unavailable during the provisioning cycle.
+
+When Iru answers some of Entra's pushes with 429 or 5xx, Entra holds those objects for retry
+(escrow) and the cycle ends with ``EntryLevelErrors``. If the objects that still differ failed
+only for such transient reasons, page 07 asks for another cycle (at most
+``TRANSIENT_ROUNDS`` more, within its time limit) before it judges; any other failure is
+reported at once, because another cycle would fail the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from runbook_lib import Runbook, load_settings
+from runbook_lib._diagnose import transient_failures
+from runbook_lib.sim import FaultRule
+from runbook_lib.steps import (
+    AssignUsersAndGroups,
+    ConfigureProvisioning,
+    CreateEnterpriseApp,
+    EnableProvisioning,
+    MappingsAndScope,
+    VerifyProvisioning,
+)
+from runbook_lib.steps.verify_provisioning import TRANSIENT_ROUNDS
+
+USERS = ["adele.vance@sandbox.example", "megan.bowen@sandbox.example"]
+GROUPS = ["Iru Mac Users", "Iru Pilot"]
+
+
+@pytest.fixture
+def rb(sandbox, monkeypatch) -> Iterator[Runbook]:
+    for key, value in {**sandbox.env(), "RUNBOOK_POLL_INTERVAL": "0.05"}.items():
+        monkeypatch.setenv(key, value)
+    with Runbook(load_settings()) as runbook:
+        for step in (
+            CreateEnterpriseApp(runbook),
+            ConfigureProvisioning(runbook),
+            MappingsAndScope(runbook, device_compliance=True),
+            EnableProvisioning(runbook),
+            AssignUsersAndGroups(runbook, users=USERS, groups=GROUPS),
+        ):
+            assert step.run().ok
+        yield runbook
+
+
+def _restarts(result) -> list[str]:
+    return [c.detail for c in result.applied if c.action == "restart"]
+
+
+def test_objects_iru_refused_with_503_are_sent_again_and_the_page_passes(rb, sandbox) -> None:
+    sandbox.inject(FaultRule(server="iru", path="/api/v1/scim/Users", methods=("POST",), times=2))
+    result = VerifyProvisioning(rb, timeout_minutes=2).run()
+    assert result.ok, result
+    restarts = _restarts(result)
+    assert len(restarts) == 2, restarts
+    assert restarts[1] == "again: 2 object(s) (2 ServiceUnavailable) failed transiently"
+    assert {u["userName"] for u in sandbox.scim_users()} >= set(USERS)
+
+
+def test_an_iru_that_stays_unavailable_is_reported_after_the_last_round(rb, sandbox) -> None:
+    # The first three creates go through; then two users meet a 429 in every cycle.
+    sandbox.inject(
+        FaultRule(server="iru", path="/api/v1/scim/Users", methods=("POST",), status=429, skip=3)
+    )
+    result = VerifyProvisioning(rb, timeout_minutes=2).run()
+    assert not result.ok
+    assert len(_restarts(result)) == 1 + TRANSIENT_ROUNDS
+    log = next(c for c in result.checks if c.title.startswith("No unresolved failures"))
+    assert "TooManyRequests" in log.detail
+
+
+def test_a_job_quarantined_because_most_pushes_failed_says_to_restart_once_iru_answers(
+    rb, sandbox
+) -> None:
+    sandbox.inject(
+        FaultRule(server="iru", path="/api/v1/scim/Users", methods=("POST",), status=429)
+    )
+    result = VerifyProvisioning(rb, timeout_minutes=2).run()
+    assert not result.ok
+    assert len(_restarts(result)) == 1  # a quarantine is the admin's to read, not retried
+    health = next(c for c in result.checks if c.title == "Provisioning job is healthy")
+    assert "EncounteredEscrowProportionThreshold" in health.detail
+    assert "run this page again" in health.remediation
+
+
+def test_a_failure_that_is_not_transient_is_reported_without_another_cycle(rb, sandbox) -> None:
+    sandbox.inject(
+        FaultRule(server="iru", path="/api/v1/scim/Users", methods=("POST",), status=400, times=1)
+    )
+    result = VerifyProvisioning(rb, timeout_minutes=2).run()
+    assert not result.ok
+    assert len(_restarts(result)) == 1
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [
+        (
+            ["ServiceUnavailable", "TooManyRequests", "ServiceUnavailable"],
+            {"ServiceUnavailable": 2, "TooManyRequests": 1},
+        ),
+        (["ServiceUnavailable", "EntryConflict"], None),
+        ([], None),
+    ],
+)
+def test_transient_failures_counts_only_when_every_failure_is_transient(codes, expected) -> None:
+    entries = [
+        {"provisioningStatusInfo": {"status": "failure", "errorInformation": {"errorCode": c}}}
+        for c in codes
+    ]
+    assert transient_failures(entries) == expected
