@@ -26,7 +26,14 @@ __all__ = [
 ]
 
 TRANSIENT_CODES = frozenset(
-    {"TooManyRequests", "ServiceUnavailable", "InternalServerError", "Timeout", "Unavailable"}
+    {
+        "TooManyRequests",
+        "ServiceUnavailable",
+        "InternalServerError",
+        "Timeout",
+        "Unavailable",
+        "WebExceptionProtocolError",  # the connection dropped before Iru answered
+    }
 )
 """Provisioning-log error codes for an Iru that was busy or down for a moment (HTTP 429, 5xx,
 no answer). Entra holds such objects for retry (escrow) and sends them again on its next
@@ -170,7 +177,10 @@ def _subject_id(entry: dict[str, Any]) -> str:
 
 
 def split_log_failures(
-    entries: list[dict[str, Any]], job: dict[str, Any], differing: set[str]
+    entries: list[dict[str, Any]],
+    job: dict[str, Any],
+    differing: set[str],
+    compared: frozenset[str] | set[str] = frozenset(),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The failed provisioning-log entries, as (current, history); both newest first.
 
@@ -180,8 +190,10 @@ def split_log_failures(
 
     * its object still differs in Iru; or
     * it happened in the job's last cycle (at or after ``lastExecution.timeBegan``), that
-      cycle did not succeed (``EntryLevelErrors`` or ``Failed``), and no later entry shows
-      the object provisioned (provision on demand, for example).
+      cycle did not succeed (``EntryLevelErrors`` or ``Failed``), no later entry shows the
+      object provisioned (provision on demand, for example), and it is not a transient
+      failure (:data:`TRANSIENT_CODES`) of an object in ``compared`` (the ids just compared
+      with Iru): such an object matches Iru now, and Entra retries the request by itself.
 
     Every other failure was dealt with by a later cycle or a later success: history.
     """
@@ -201,8 +213,9 @@ def split_log_failures(
             for newer in entries[:index]
         )
         in_last_cycle = began is None or (when is not None and when >= began)
+        settled = subject in compared and transient_failures([entry]) is not None
         if (subject and subject in differing) or (
-            not fixed_later and in_last_cycle and (cycle_failed or began is None)
+            not fixed_later and not settled and in_last_cycle and (cycle_failed or began is None)
         ):
             current.append(entry)
         else:

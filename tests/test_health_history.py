@@ -157,6 +157,14 @@ def test_failures_are_split_into_current_and_history() -> None:
     # ...unless its object still differs in Iru.
     current, _ = split_log_failures(entries, _job("Succeeded", "2025-01-01T12:00:00Z"), {"u1"})
     assert current == [old]
+    # A transient failure (Iru busy) in the last cycle, of an object that matches Iru now, is
+    # history: Entra retries it by itself. One that is not transient still stands.
+    last_cycle = _job("EntryLevelErrors", "2025-01-01T11:00:00Z")
+    current, history = split_log_failures(entries, last_cycle, set(), {"u2"})
+    assert current == [] and in_last in history
+    conflict = _entry("2025-01-01T11:00:07Z", "u4", "failure", "EntryConflict")
+    current, _ = split_log_failures([conflict, *entries], last_cycle, set(), {"u2", "u4"})
+    assert current == [conflict]
     # Before any cycle has finished, a failure stands until a later success.
     current, _ = split_log_failures(entries, {"status": {"code": "NotRun"}}, set())
     assert current == [in_last, old]

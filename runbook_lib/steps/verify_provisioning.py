@@ -466,7 +466,7 @@ class VerifyProvisioning(Step):
         ids = {("user", u.user_name): u.object_id for u in expected.users}
         ids.update({("group", g.display_name): g.object_id for g in expected.groups})
         differing = {ids[key] for key in by_name if key in ids}
-        log_checks, unresolved = self._log_checks(job, differing)
+        log_checks, unresolved = self._log_checks(job, differing, set(ids.values()))
         entry_errors = entry_level_errors(job)
         if entry_errors and (unresolved or mismatches):
             checks.append(
@@ -539,7 +539,7 @@ class VerifyProvisioning(Step):
         return checks
 
     def _log_checks(
-        self, job: dict[str, Any], differing: set[str]
+        self, job: dict[str, Any], differing: set[str], compared: set[str]
     ) -> tuple[list[CheckResult], list[dict[str, Any]]]:
         """The provisioning-log check, and the failures that are still current.
 
@@ -569,7 +569,7 @@ class VerifyProvisioning(Step):
                 )
             ], []
         read = list((entries or {}).get("value", []))
-        current, history = split_log_failures(read, job, differing)
+        current, history = split_log_failures(read, job, differing, compared)
         if history:
             self.exhibits.append(self._history(history))
         earlier = (
