@@ -127,3 +127,37 @@ def test_transient_failures_counts_only_when_every_failure_is_transient(codes, e
         for c in codes
     ]
     assert transient_failures(entries) == expected
+
+
+def test_a_differing_user_in_an_assigned_group_gets_a_cycle_not_provision_on_demand(
+    rb, sandbox, sandbox_scim
+) -> None:
+    """Provision on demand sends a user but not their group memberships, so a user who is a
+    member of an assigned group is put right by a cycle; one who is not, on demand."""
+    step = VerifyProvisioning(rb)
+    step.plan()
+    members = set().union(*(g.member_user_names for g in step.reconciliation.expected.groups))
+    in_group = next(u for u in USERS if u in members)
+    alone = next(
+        u["userPrincipalName"]
+        for u in sandbox.users()
+        if u["userPrincipalName"] not in members
+        and u.get("accountEnabled", True)
+        and "#EXT#" not in u["userPrincipalName"]
+    )
+    assert AssignUsersAndGroups(rb, users=[*USERS, alone], groups=GROUPS).run().ok
+    assert VerifyProvisioning(rb, timeout_minutes=2).run().ok
+
+    def plan_after_changing(user_name: str) -> list[str]:
+        (user,) = sandbox_scim.get(
+            "/Users", params={"filter": f'userName eq "{user_name}"'}
+        ).json()["Resources"]
+        patch = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "externalId", "value": "changed-in-iru"}],
+        }
+        assert sandbox_scim.patch(f"/Users/{user['id']}", json=patch).status_code in (200, 204)
+        return [c.action for c in VerifyProvisioning(rb).plan()]
+
+    assert plan_after_changing(alone) == ["provision on demand"]
+    assert plan_after_changing(in_group) == ["restart"]

@@ -278,7 +278,7 @@ class VerifyProvisioning(Step):
             ]
         if not mismatches or self.trigger == "none":
             return []
-        how = self._how(mismatches)
+        how = self._how(mismatches, expected)
         if how == "wait":
             return [Change("wait", "next provisioning cycle", f"{len(mismatches)} difference(s)")]
         if how == "on_demand":
@@ -290,12 +290,16 @@ class VerifyProvisioning(Step):
             self.notes.append("Provisioning is not on: run 05-enable-provisioning first.")
         return [Change("restart", "provisioning job", f"{len(mismatches)} difference(s) with Iru")]
 
-    def _how(self, mismatches: list[Finding]) -> str:
+    def _how(self, mismatches: list[Finding], expected: ExpectedState) -> str:
         if self.trigger != "auto":
             return self.trigger
         users = {_subject(m)[1] for m in mismatches if _subject(m)[0] == "user"}
         groups = [m for m in mismatches if _subject(m)[0] == "group"]
-        return "on_demand" if not groups and len(users) <= ON_DEMAND_LIMIT else "restart"
+        # Provisioning a user on demand does not add them to their groups in Iru: a user who
+        # is a member of an assigned group needs a cycle, which exports the membership too.
+        in_groups = any(users & g.member_user_names for g in expected.groups)
+        few = len(users) <= ON_DEMAND_LIMIT
+        return "on_demand" if not groups and few and not in_groups else "restart"
 
     def apply(self, changes: list[Change]) -> list[Change]:
         graph = self.runbook.graph
