@@ -365,6 +365,10 @@ def _run_environment(
         shutil.rmtree(private, ignore_errors=True)
 
 
+KERNEL_START_ATTEMPTS = 3
+"""Kernels started for one page before its failure to start is reported."""
+
+
 class _Kernels:
     """The kernels of one run: each started while earlier pages run, none waited for to stop.
 
@@ -418,8 +422,29 @@ class _Kernels:
             self._ready.append(self._start())
 
     def take(self) -> Any:
-        """The kernel for the page about to run; the next pages' kernels start behind it."""
+        """The kernel for the page about to run; the next pages' kernels start behind it.
+
+        A kernel that already exited is replaced: jupyter_client picks free ports before the
+        kernel binds them, and on a busy machine another process can take one in between
+        (the kernel then dies with "Address already in use"). Without this, papermill waits
+        120 s for the dead kernel and the page fails.
+        """
+        from jupyter_core.utils import run_sync
+
         km = self._ready.pop(0) if self._ready else self._start()
+        for _ in range(KERNEL_START_ATTEMPTS - 1):
+            try:
+                alive = bool(run_sync(km.is_alive)())
+            except Exception:  # cannot tell: let papermill find out
+                alive = True
+            if alive:
+                break
+            log.warning(
+                "A kernel exited as it started (%s); starting another.",
+                self.last_words(km) or "no message",
+            )
+            self._stopping.append(km)  # collected by the next _reap
+            km = self._start()
         self._running.append(km)
         self._left -= 1
         while len(self._ready) < min(KERNELS_AHEAD, self._left):
