@@ -15,7 +15,12 @@ from typing import Any
 
 from ._redact import redact
 
-__all__ = ["Change", "CheckResult", "Exhibit", "Status", "StepResult", "tally"]
+__all__ = ["HEADS_UP", "Change", "CheckResult", "Exhibit", "Status", "StepResult", "tally"]
+
+HEADS_UP = "Heads-up: "
+"""Starts a step's note that ``runbook run`` also prints on the console, under the page's
+line: something the run did that the admin would otherwise only find in the notebook (a
+duplicate app it removed, an assignment someone else made)."""
 
 
 class Status(StrEnum):

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._checks import tally
+from ._checks import HEADS_UP, tally
 from ._redact import redact
 from .notebook import RESULTS_DIR_ENV
 
@@ -403,6 +403,7 @@ class _Kernels:
             path = self._log_dir / f"kernel-{len(self._logs) + 1}.log"
             handle = path.open("ab")  # open until close(): a restart launches with it again
             self._logs[km] = (path, handle)
+            km.runbook_log = path  # type: ignore[attr-defined]  # read by _port_taken
             output = {"stdout": handle, "stderr": handle}
         run_sync(km.start_kernel)(extra_arguments=list(KERNEL_ARGUMENTS), cwd=self._cwd, **output)
         return km
@@ -531,6 +532,22 @@ async def _stop_all(kms: list[Any], waittime: float | None) -> None:
     await asyncio.gather(*(stop(km) for km in kms))
 
 
+class PortTaken(RuntimeError):
+    """A kernel could not bind a port jupyter_client chose for it; the process may live on."""
+
+
+def _port_taken(km: Any) -> bool:
+    """Whether ``km``'s kernel wrote that a port was already in use (see :class:`_Kernels`:
+    its output goes to a log file). Such a kernel can stay alive without ever answering."""
+    path = getattr(km, "runbook_log", None)
+    if path is None:
+        return False
+    try:
+        return "Address already in use" in Path(path).read_text(errors="replace")[-4000:]
+    except OSError:
+        return False
+
+
 async def _until_ready(kc: Any, km: Any, timeout: float) -> dict[str, Any]:
     """Wait until the kernel answers, as ``KernelClient.wait_for_ready`` does, without its
     fixed 0.2 s wait at the end (a fifth of a page's overhead once kernels start ahead).
@@ -555,6 +572,8 @@ async def _until_ready(kc: Any, km: Any, timeout: float) -> dict[str, Any]:
             raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
         if not await ensure_async(km.is_alive()):
             raise RuntimeError("Kernel didn't start: it died before replying to kernel_info")
+        if _port_taken(km):
+            raise PortTaken("Kernel didn't start: one of its ports was taken (in use)")
         asked.add(kc.kernel_info())
         try:
             reply = await ensure_async(kc.shell_channel.get_msg(timeout=1))
@@ -607,9 +626,14 @@ def _register_engine() -> str:
                 try:
                     reply = await _until_ready(self.kc, self.km, self.startup_timeout)
                     break
-                except RuntimeError:
+                except RuntimeError as exc:
                     self.kc.stop_channels()
-                    if attempt == 2 or _STOPPING.is_set() or await ensure_async(self.km.is_alive()):
+                    alive = await ensure_async(self.km.is_alive())
+                    if (
+                        attempt == 2
+                        or _STOPPING.is_set()
+                        or (alive and not isinstance(exc, PortTaken))
+                    ):
                         raise
                 # It died starting, most often because another process took one of its
                 # ports between jupyter_client choosing and the kernel binding it: once
@@ -713,6 +737,9 @@ class _Signals:
     def _handle(self, signum: int, _frame: Any) -> None:
         self.received.append(signum)
         _STOPPING.set()
+        # The page's kernel is stopped on purpose: papermill's "Kernel died while waiting for
+        # execute reply" would read as a crash above the run's INTERRUPTED line.
+        logging.getLogger("papermill").setLevel(logging.CRITICAL)
         if len(self.received) == 1 and self.kernel is not None:
             _terminate(self.kernel)
         if self._armed:
@@ -736,6 +763,7 @@ class _Signals:
 
     def __enter__(self) -> _Signals:
         _STOPPING.clear()
+        self._papermill_level = logging.getLogger("papermill").level
         # Handlers can only be set from the main thread; elsewhere Ctrl-C stays Python's own.
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
@@ -745,6 +773,7 @@ class _Signals:
     def __exit__(self, *exc_info: object) -> None:
         self._armed = False
         self.kernel = None
+        logging.getLogger("papermill").setLevel(self._papermill_level)
         for sig, handler in self._previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
@@ -1038,7 +1067,7 @@ def _run_pages(
         summary.outcomes.append(outcome)
         echo(f"  {notebook:<31} {outcome.line}")
         for note in outcome.notes:
-            if note.startswith(_NOT_READ_YET):
+            if note.startswith((_NOT_READ_YET, HEADS_UP)):
                 echo(f"  {'':<31} {note}")
         if outcome.error and outcome.error.get("remediation"):
             echo(f"  {'':<31} Fix: {outcome.error['remediation']}")

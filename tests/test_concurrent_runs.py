@@ -107,7 +107,7 @@ def test_a_run_whose_app_is_newer_removes_its_own_copy(
     assert all(c.ok for c in checks), checks
     assert [sp["id"] for sp in sandbox.service_principals()] == [other["id"]]
     assert [a.app_id for a in sandbox.state.applications.values()] == [other["appId"]]
-    assert any("Another run created an app named" in n for n in step.notes), step.notes
+    assert any("was created just before this run's own" in n for n in step.notes), step.notes
 
 
 def _run_pair(sandbox: Sandbox, folder: Path) -> list[tuple[int, str]]:
@@ -171,7 +171,9 @@ def test_two_runs_at_once_leave_one_app_one_job_and_no_duplicate_assignment(
     removed = [r for r in records if any(c["action"] == "delete" for c in r["applied"])]
     assert len(removed) == len(created) - 1, records
     for record in removed:
-        assert any("Another run created an app named" in n for n in record["notes"]), record
+        assert any("was created just before this run's own" in n for n in record["notes"]), record
+    if removed:  # and said so on its console, not only in the notebook
+        assert any("Heads-up: An app named" in output for _, output in results), results
 
 
 def _record(folder: Path, page: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from jupyter_core.utils import run_sync
 
 from runbook_lib._runner import _Kernels
@@ -38,3 +39,29 @@ def test_a_dead_prestarted_kernel_is_replaced_by_a_live_one(tmp_path: Path) -> N
             client.stop_channels()
     finally:
         kernels.close(hurry=True)
+
+
+class _Alive:
+    """A kernel manager whose kernel lives on but never answers (one function's error branch)."""
+
+    def __init__(self, log: Path) -> None:
+        self.runbook_log = log
+
+    async def is_alive(self) -> bool:
+        return True
+
+
+class _Silent:
+    def kernel_info(self) -> str:
+        return "msg-1"
+
+
+def test_a_kernel_that_could_not_bind_its_port_is_given_up_at_once(tmp_path: Path) -> None:
+    from runbook_lib._runner import PortTaken, _until_ready
+
+    log = tmp_path / "kernel-1.log"
+    log.write_text("zmq.error.ZMQError: Address already in use (addr='tcp://127.0.0.1:43493')\n")
+    started = time.monotonic()
+    with pytest.raises(PortTaken):
+        run_sync(_until_ready)(_Silent(), _Alive(log), 120)
+    assert time.monotonic() - started < 5  # not the 120 s papermill would wait

@@ -24,7 +24,13 @@ import pytest
 from runbook_lib._runner import _RUNNING, NOTEBOOKS, _mark_interrupted_runs
 
 PAGE = "03-configure-provisioning"
-STRAY = ("Traceback", "KeyboardInterrupt caught", "[IPKernelApp]", "Exception reporting mode")
+STRAY = (
+    "Traceback",
+    "KeyboardInterrupt caught",
+    "[IPKernelApp]",
+    "Exception reporting mode",
+    "Kernel died while waiting",
+)
 
 
 class Run:

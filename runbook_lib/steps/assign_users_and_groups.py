@@ -15,7 +15,7 @@ import re
 from functools import partial
 from typing import Any, ClassVar
 
-from .._checks import Change, CheckResult
+from .._checks import HEADS_UP, Change, CheckResult
 from .._exceptions import GraphError, GraphNotFound, StepError
 from .._graph import odata_quote
 from .._planned import PlannedState
@@ -217,8 +217,10 @@ class AssignUsersAndGroups(Step):
             (applied if made is not None else already).append(change)
         if already:
             self.notes.append(
-                "Assigned meanwhile by someone else (another run at the same time, or an "
-                "admin), so left as it is: " + ", ".join(c.target for c in already) + "."
+                f"{HEADS_UP}Assigned meanwhile by someone else (another run at the same time, "
+                "an admin, or an earlier run stopped while assigning), so left as it is: "
+                + ", ".join(c.target for c in already)
+                + "."
             )
         if applied or already:
             # Confirm from the app's list, whoever made the assignment.

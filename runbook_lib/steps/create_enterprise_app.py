@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from .._checks import Change, CheckResult
+from .._checks import HEADS_UP, Change, CheckResult
 from .._exceptions import ConsistencyTimeout, GraphNotFound, StepError
 from .._graph import odata_quote
 from .._tenant import NON_GALLERY_TEMPLATE_ID, find_app, find_apps
@@ -163,10 +163,11 @@ class CreateEnterpriseApp(Step):
         if kept["id"] == sp_id:
             others = ", ".join(a["id"] for a in named if a["id"] != sp_id)
             self.notes.append(
-                f"Another app named '{name}' appeared while this run created its own "
-                f"(objectId {others}), probably from a second run at the same time. This run's "
-                f"app (objectId {sp_id}, created {kept_at}) is the older one and is kept; the "
-                "run that made the newer copy removes it."
+                f"{HEADS_UP}Another app named '{name}' appeared while this run created its own "
+                f"(objectId {others}): a second run at the same time, or the create of an "
+                f"earlier run that was stopped and landed late. This run's app (objectId "
+                f"{sp_id}, created {kept_at}) is the older one and is kept; the newer copy is "
+                "removed by the run that made it, or by the next run."
             )
             self._wait_single(sp_id)
             return []
@@ -185,10 +186,11 @@ class CreateEnterpriseApp(Step):
             except GraphNotFound:
                 pass
         self.notes.append(
-            f"Another run created an app named '{name}' at the same time as this one. The older "
-            f"app (objectId {kept['id']}, created {kept_at}) is kept and used from here on; the "
-            f"copy this run had just created (objectId {sp_id}) was deleted, so the name still "
-            "finds exactly one app."
+            f"{HEADS_UP}An app named '{name}' was created just before this run's own: by a "
+            "second run at the same time, or by an earlier run that was stopped while its "
+            f"create was on the way. That older app (objectId {kept['id']}, created {kept_at}) "
+            f"is kept and used from here on; the copy this run had just created (objectId "
+            f"{sp_id}) was deleted, so the name still finds exactly one app."
         )
         self._wait_single(kept["id"])
         return [
