@@ -147,8 +147,8 @@ class Engine:
 
     def _work(self, cycle: Cycle, plan: Plan) -> None:
         steps: list[Callable[[], None]] = [
-            *(partial(cycle.user, work) for work in plan.users),
-            *(partial(cycle.group, work) for work in plan.groups),
+            *(partial(cycle.export, work) for work in plan.users),
+            *(partial(cycle.export, work) for work in plan.groups),
             *(partial(cycle.leave, work) for work in plan.leaving_users),
             *(partial(cycle.leave, work) for work in plan.leaving_groups),
         ]
@@ -259,9 +259,9 @@ class Engine:
         )
         try:
             for user_work in plan.users:
-                cycle.user(user_work, log_noop=user_work.id == subject_id)
+                cycle.export(user_work, log_noop=user_work.id == subject_id)
             for group_work in plan.groups:
-                cycle.group(group_work, remove_members=False)
+                cycle.export(group_work, remove_members=False)
             for leave in plan.leaving_users + plan.leaving_groups:
                 cycle.leave(leave)
         except TargetUnavailable:

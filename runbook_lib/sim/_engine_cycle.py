@@ -6,15 +6,23 @@ last-exported values) as each request succeeds, and writes one provisioning log 
 per outcome. Object failures are recorded here and raised no further; a
 :class:`~._scim_target.TargetUnavailable` is logged and re-raised so the engine can
 stop the cycle and quarantine the job.
+
+Users and groups go through one export path, :meth:`Cycle.export`: read back or match
+the target object, create it or patch the attributes that differ, then sync members
+(only a group mapping maps ``members``). Where Entra treats the two kinds differently,
+the path reads the difference from the object's :class:`ExportKind` in :data:`KINDS`
+instead of branching on the kind's name.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from ._engine_plan import GroupWork, LeaveWork, Plan, UserWork
+from ._engine_plan import LeaveWork, ObjectWork, Plan
 from ._jobs import EscrowEntry, JobRun
 from ._provisioning_log import LogEntry, ProvisioningLog, Step
 from ._schema import ENTERPRISE_USER, GROUP_OBJECT, ObjectRule
@@ -22,10 +30,69 @@ from ._scim_payload import Change, group_body, member_ops, patch_ops, read_value
 from ._scim_target import ObjectFailure, ScimTarget, TargetUnavailable
 from ._state import ServicePrincipal, SynchronizationJob, TenantState
 
-__all__ = ["CODE_GONE", "TARGET_SYSTEM", "Cycle"]
+__all__ = ["CODE_GONE", "KINDS", "TARGET_SYSTEM", "Cycle", "ExportKind"]
 
 TARGET_SYSTEM = "customappsso"
 CODE_GONE = "SystemForCrossDomainIdentityManagementEntryNotFound"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportKind:
+    """What differs between exporting a user and exporting a group.
+
+    :param name: the object type in the logs ("User", "Group").
+    :param endpoint: the SCIM collection ("Users", "Groups").
+    :param body: builds the POST body from ``{target: (value, type)}``.
+    :param detailed_log: Entra's user entries say more than its group entries: a scoping
+        step after the import, the object named when the matching value is missing, the
+        matched id, a step when nothing matched, a ReportableIdentifier on exports, and a
+        logged skip (with the object remembered as skipped) when it is not created.
+    :param linked_on_match: when a failure counts as an update of the linked target
+        object rather than a create. Users: once this cycle has read the object back or
+        matched it. Groups: when the escrow linked it before the cycle began, or once the
+        attributes of a matched group are exported (a failure before that is a create
+        without the target's id).
+    :param rematch_when_gone: when a PATCH finds the object gone, a user is matched (or
+        created) again at once; a group fails and is re-created next cycle.
+    :param display_follows_matching: the linked object's display name follows the
+        matching value after an update (users; a group keeps the name it was linked with).
+    :param can_disable: an update that only sets ``active`` to false is logged as a
+        disable (users; groups are never disabled, only deleted).
+    """
+
+    name: str
+    endpoint: str
+    body: Callable[[dict[str, tuple[str, str]]], dict[str, Any]]
+    detailed_log: bool
+    linked_on_match: bool
+    rematch_when_gone: bool
+    display_follows_matching: bool
+    can_disable: bool
+
+
+KINDS: dict[str, ExportKind] = {
+    "User": ExportKind(
+        "User",
+        "Users",
+        user_body,
+        detailed_log=True,
+        linked_on_match=True,
+        rematch_when_gone=True,
+        display_follows_matching=True,
+        can_disable=True,
+    ),
+    "Group": ExportKind(
+        "Group",
+        "Groups",
+        group_body,
+        detailed_log=False,
+        linked_on_match=False,
+        rematch_when_gone=False,
+        display_follows_matching=False,
+        can_disable=False,
+    ),
+}
+"""The export differences of each object kind, by :attr:`ObjectWork.kind`."""
 
 
 def _duplicate(kind: str, matching: tuple[str, str | None]) -> ObjectFailure:
@@ -36,10 +103,6 @@ def _duplicate(kind: str, matching: tuple[str, str | None]) -> ObjectFailure:
         "the provisioning service cannot tell which one the target object belongs to. Make "
         "the value unique or take one of them out of scope.",
     )
-
-
-def _noun(kind: str) -> str:
-    return "User" if kind == "User" else "Group"
 
 
 class Cycle:
@@ -173,15 +236,51 @@ class Cycle:
             started=started,
         )
 
-    # -- users ---------------------------------------------------------------------------
+    def _log_export(
+        self,
+        work: ObjectWork,
+        action: str,
+        steps: list[Step],
+        started: float,
+        *,
+        status: str = "success",
+        target: tuple[str, str] = ("", ""),
+        modified: list[tuple[str, str | None, str | None]] | None = None,
+    ) -> None:
+        """Log one outcome of an export; ``target`` is the (id, name) of the target object.
+
+        The entry gets a copy of ``steps``: later steps of the same object do not change it.
+        """
+        target_id, target_name = target
+        self.record(
+            kind=work.kind,
+            source_id=work.id,
+            source_name=work.name,
+            action=action,
+            status=status,
+            steps=list(steps),
+            target_id=target_id,
+            target_name=target_name,
+            modified=modified,
+            started=started,
+        )
+
+    # -- export: users and groups --------------------------------------------------------
 
     def _type(self, rule: ObjectRule, target: str) -> str:
         attribute = rule.attribute(target)
         return attribute.target_type if attribute is not None else "String"
 
-    def user(self, work: UserWork, *, log_noop: bool = False) -> None:
-        """Create, match or update one in-scope user."""
-        rule = self.plan.user_rule
+    def export(
+        self, work: ObjectWork, *, log_noop: bool = False, remove_members: bool = True
+    ) -> None:
+        """Create, match or update one in-scope user or group, then sync its members.
+
+        ``log_noop`` logs a skip when nothing needs changing (on-demand runs);
+        ``remove_members`` False only adds members (on-demand runs list a few of them).
+        """
+        kind = KINDS[work.kind]
+        rule = self.plan.rule(work.kind)
         assert rule is not None
         started = time.perf_counter()
         steps = [
@@ -189,134 +288,171 @@ class Cycle:
                 "EntryImport",
                 "import",
                 "success",
-                f"Retrieved User '{work.upn}' from Azure Active Directory",
+                f"Retrieved {kind.name} '{work.name}' from Azure Active Directory",
                 work.imported,
-            ),
-            Step(
-                "EntrySynchronizationScoping",
-                "scoping",
-                "success",
-                "Determine if User in scope by evaluating against each scoping filter",
-                (("IsEffectivelyEntitledForProvisioning", "True"),),
-            ),
+            )
         ]
-        action = "create"
+        if kind.detailed_log:
+            steps.append(
+                Step(
+                    "EntrySynchronizationScoping",
+                    "scoping",
+                    "success",
+                    f"Determine if {kind.name} in scope by evaluating against each scoping filter",
+                    (("IsEffectivelyEntitledForProvisioning", "True"),),
+                )
+            )
         entry = self._entry(work.id)
+        action = "update" if entry is not None and not kind.linked_on_match else "create"
         try:
             if work.duplicate:
-                raise _duplicate("User", work.matching)
+                raise _duplicate(kind.name, work.matching)
+            verify = False
             if entry is not None and (self.plan.full or self.on_demand):
-                resource = self.target.get("Users", entry.scim_id)
-                if resource is None:
-                    self._unlink(work.id)
-                    entry = None
-                else:
-                    actual = {t: read_value(resource, t) for t in work.values}
-                    entry = self._link(work.id, "User", entry.scim_id, entry.display, actual)
+                entry, verify = self._read_back(work, kind, entry), True
             if entry is None:
-                entry = self._match_or_create(work, rule, steps, started)
-                if entry is None:
+                linked, created = self._match_or_create(work, kind, rule, steps, started)
+                if linked is None:
                     return
+                verify = not created
+                if kind.linked_on_match:
+                    entry, action = linked, "update"
+                if not created:
+                    self._update(work, kind, rule, linked, steps, started, log_noop=log_noop)
+                entry = linked
+            else:
+                if kind.linked_on_match:
+                    action = "update"
+                if work.attributes_changed:
+                    self._update(work, kind, rule, entry, steps, started, log_noop=log_noop)
             action = "update"
-            self._update_user(work, rule, entry, steps, started, log_noop=log_noop)
+            if rule.attribute("members") is not None:
+                self._members(work, entry, steps, started, verify, remove_members)
+            self._succeeded(work.id)
         except ObjectFailure as failure:
             target_id = entry.scim_id if entry is not None else ""
-            self._fail(work.id, "User", work.upn, action, steps, failure, started, target_id)
+            self._fail(work.id, kind.name, work.name, action, steps, failure, started, target_id)
         except TargetUnavailable as fatal:
-            self._fail(work.id, "User", work.upn, action, steps, fatal, started)
+            self._fail(work.id, kind.name, work.name, action, steps, fatal, started)
             raise
 
-    def _match_or_create(
-        self, work: UserWork, rule: ObjectRule, steps: list[Step], started: float
+    def _read_back(
+        self, work: ObjectWork, kind: ExportKind, entry: EscrowEntry
     ) -> EscrowEntry | None:
+        """Full and on-demand cycles re-read a linked object; None when it is gone."""
+        resource = self.target.get(kind.endpoint, entry.scim_id)
+        if resource is None:
+            self._unlink(work.id)
+            return None
+        actual = {t: read_value(resource, t) for t in work.values}
+        with self.state.lock:
+            entry.exported = actual
+            entry.in_scope = True
+            self.run.skipped.discard(work.id)
+        return entry
+
+    def _match_or_create(
+        self,
+        work: ObjectWork,
+        kind: ExportKind,
+        rule: ObjectRule,
+        steps: list[Step],
+        started: float,
+    ) -> tuple[EscrowEntry | None, bool]:
+        """Link the target object with the matching value, or create it.
+
+        Returns the linked entry (None when the object is not created) and whether it
+        was created by this call.
+        """
         attribute, value = work.matching
+        detailed = kind.detailed_log
         if not value:
+            about = f" for {kind.name} '{work.name}'" if detailed else ""
             raise ObjectFailure(
                 "MandatoryFieldsMissing",
-                f"The matching attribute '{attribute}' has no value for User '{work.upn}'.",
+                f"The matching attribute '{attribute}' has no value{about}.",
             )
-        found = self.target.find("Users", attribute, value)
+        found = self.target.find(kind.endpoint, attribute, value)
         if len(found) > 1:
             raise ObjectFailure(
                 "DuplicateTargetEntries",
-                f"{len(found)} users in the target match {attribute} '{value}'.",
+                f"{len(found)} {kind.endpoint.lower()} in the target match {attribute} '{value}'.",
             )
         if found:
             resource = found[0]
+            details = (("id", str(resource.get("id"))), (attribute, value)) if detailed else ()
             steps.append(
                 Step(
                     "EntryImport",
                     "matching",
                     "success",
                     f"Retrieved '{value}' from {TARGET_SYSTEM}",
-                    (("id", str(resource.get("id"))), (attribute, value)),
+                    details,
                 )
             )
             actual = {t: read_value(resource, t) for t in work.values}
-            return self._link(work.id, "User", str(resource["id"]), value, actual)
-        steps.append(
-            Step(
-                "EntryImport",
-                "matching",
-                "success",
-                f"No User with {attribute} '{value}' exists in {TARGET_SYSTEM}",
-            )
-        )
-        if work.disabled or "Add" not in rule.flow_types:
-            why = (
-                "it is disabled or deleted in Azure Active Directory and does not exist in the "
-                "target, so it is not created"
-                if work.disabled
-                else "the object mapping does not allow Add"
-            )
+            return self._link(work.id, kind.name, str(resource["id"]), value, actual), False
+        if detailed:
             steps.append(
-                Step("EntrySynchronizationSkip", "export", "skipped", f"User '{work.upn}': {why}.")
+                Step(
+                    "EntryImport",
+                    "matching",
+                    "success",
+                    f"No {kind.name} with {attribute} '{value}' exists in {TARGET_SYSTEM}",
+                )
             )
-            self.record(
-                kind="User",
-                source_id=work.id,
-                source_name=work.upn,
-                action="other",
-                status="skipped",
-                steps=steps,
-                started=started,
-            )
-            self._succeeded(work.id)
-            with self.state.lock:
-                self.run.skipped.add(work.id)
-            return None
+        if work.disabled or "Add" not in rule.flow_types:
+            if detailed:
+                self._skip_create(work, kind, steps, started)
+            return None, False
         values = {t: (v, self._type(rule, t)) for t, v in work.values.items() if v is not None}
-        created = self.target.create("Users", user_body(values))
+        created = self.target.create(kind.endpoint, kind.body(values))
         scim_id = str(created["id"])
+        entry = self._link(work.id, kind.name, scim_id, value, work.values)
+        self.exported += 1
         steps.append(
             Step(
                 "EntryExportAdd",
                 "export",
                 "success",
-                f"User '{value}' was created in {TARGET_SYSTEM}",
-                (("ReportableIdentifier", value),),
+                f"{kind.name} '{value}' was created in {TARGET_SYSTEM}",
+                (("ReportableIdentifier", value),) if detailed else (),
             )
         )
-        self._link(work.id, "User", scim_id, value, work.values)
-        self.exported += 1
-        self._succeeded(work.id)
-        self.record(
-            kind="User",
-            source_id=work.id,
-            source_name=work.upn,
-            action="create",
-            status="success",
-            steps=steps,
-            target_id=scim_id,
-            target_name=value,
-            modified=[(t, None, v) for t, v in work.values.items() if v is not None],
-            started=started,
+        created_values: list[tuple[str, str | None, str | None]] = [
+            (t, None, v) for t, v in work.values.items() if v is not None
+        ]
+        self._log_export(
+            work, "create", steps, started, target=(scim_id, value), modified=created_values
         )
-        return None
+        return entry, True
 
-    def _update_user(
+    def _skip_create(
+        self, work: ObjectWork, kind: ExportKind, steps: list[Step], started: float
+    ) -> None:
+        why = (
+            "it is disabled or deleted in Azure Active Directory and does not exist in the "
+            "target, so it is not created"
+            if work.disabled
+            else "the object mapping does not allow Add"
+        )
+        steps.append(
+            Step(
+                "EntrySynchronizationSkip",
+                "export",
+                "skipped",
+                f"{kind.name} '{work.name}': {why}.",
+            )
+        )
+        self._log_export(work, "other", steps, started, status="skipped")
+        self._succeeded(work.id)
+        with self.state.lock:
+            self.run.skipped.add(work.id)
+
+    def _update(
         self,
-        work: UserWork,
+        work: ObjectWork,
+        kind: ExportKind,
         rule: ObjectRule,
         entry: EscrowEntry,
         steps: list[Step],
@@ -325,6 +461,7 @@ class Cycle:
         log_noop: bool,
         retry: bool = True,
     ) -> None:
+        """PATCH the attributes whose value differs from what the target last had."""
         changes = [
             Change(t, entry.exported.get(t), v, self._type(rule, t))
             for t, v in work.values.items()
@@ -333,219 +470,80 @@ class Cycle:
         if not changes or "Update" not in rule.flow_types:
             with self.state.lock:
                 entry.in_scope = True
-            self._succeeded(work.id)
             if log_noop:
-                steps.append(
-                    Step(
-                        "EntrySynchronizationSkip",
-                        "export",
-                        "skipped",
-                        "The state of the user in both the source and target systems already "
-                        f"match. No change to the User '{work.upn}' currently needs to be made.",
-                        (("SkipReason", "RedundantExport"),),
-                    )
-                )
-                self.record(
-                    kind="User",
-                    source_id=work.id,
-                    source_name=work.upn,
-                    action="other",
-                    status="skipped",
-                    steps=steps,
-                    target_id=entry.scim_id,
-                    target_name=entry.display,
-                    started=started,
-                )
+                self._log_noop(work, kind, entry, steps, started)
             return
         flagged = self.flagged and not self.on_demand
-        if not self.target.patch("Users", entry.scim_id, patch_ops(changes, flagged=flagged)):
-            # The target lost the object: forget the link and match/create it again.
+        if not self.target.patch(kind.endpoint, entry.scim_id, patch_ops(changes, flagged=flagged)):
+            # The target lost the object: forget the link.
             self._unlink(work.id)
-            matched = self._match_or_create(work, rule, steps, started)
-            if matched is not None and retry:
-                self._update_user(
-                    work, rule, matched, steps, started, log_noop=log_noop, retry=False
+            if not kind.rematch_when_gone:
+                raise ObjectFailure(
+                    CODE_GONE,
+                    f"{kind.name} '{work.name}' no longer exists in the target; it is re-created.",
+                )
+            matched, created = self._match_or_create(work, kind, rule, steps, started)
+            if matched is not None and not created and retry:
+                self._update(
+                    work, kind, rule, matched, steps, started, log_noop=log_noop, retry=False
                 )
             return
         with self.state.lock:
             for change in changes:
                 entry.exported[change.path] = change.new
             entry.in_scope = True
-            entry.display = work.matching[1] or entry.display
+            if kind.display_follows_matching:
+                entry.display = work.matching[1] or entry.display
         self.exported += 1
-        self._succeeded(work.id)
-        disable = len(changes) == 1 and changes[0].path == "active"
+        disable = kind.can_disable and len(changes) == 1 and changes[0].path == "active"
         disable = disable and (changes[0].new or "").lower() == "false"
-        steps.append(
-            Step(
+        if kind.detailed_log:
+            updated = Step(
                 "EntryExportUpdate",
                 "export",
                 "success",
-                f"User '{entry.display}' was updated in {TARGET_SYSTEM}",
+                f"{kind.name} '{entry.display}' was updated in {TARGET_SYSTEM}",
                 (("ReportableIdentifier", entry.display),),
             )
-        )
-        self.record(
-            kind="User",
-            source_id=work.id,
-            source_name=work.upn,
-            action="disable" if disable else "update",
-            status="success",
-            steps=steps,
-            target_id=entry.scim_id,
-            target_name=entry.display,
+        else:
+            updated = Step(
+                "EntryExportUpdate", "export", "success", f"{kind.name} '{work.name}' was updated"
+            )
+        self._log_export(
+            work,
+            "disable" if disable else "update",
+            [*steps, updated],
+            started,
+            target=(entry.scim_id, entry.display),
             modified=[(c.path, c.old, c.new) for c in changes],
-            started=started,
         )
 
-    # -- groups --------------------------------------------------------------------------
-
-    def group(self, work: GroupWork, *, remove_members: bool = True) -> None:
-        """Create, match or update one in-scope group, then sync its members."""
-        rule = self.plan.group_rule
-        assert rule is not None
-        started = time.perf_counter()
-        steps = [
-            Step(
-                "EntryImport",
-                "import",
-                "success",
-                f"Retrieved Group '{work.name}' from Azure Active Directory",
-                (("objectId", work.id), ("displayName", work.name)),
-            )
-        ]
-        entry = self._entry(work.id)
-        action = "create" if entry is None else "update"
-        verify = False
-        try:
-            if work.duplicate:
-                raise _duplicate("Group", work.matching)
-            if entry is not None and (self.plan.full or self.on_demand):
-                resource = self.target.get("Groups", entry.scim_id)
-                if resource is None:
-                    self._unlink(work.id)
-                    entry = None
-                else:
-                    actual = {t: read_value(resource, t) for t in work.values}
-                    with self.state.lock:
-                        entry.exported = actual
-                    verify = True
-            if entry is None:
-                entry, verify = self._match_or_create_group(work, rule, steps, started)
-                if entry is None:
-                    return
-            elif work.attributes_changed:
-                self._update_group(work, rule, entry, steps, started)
-            action = "update"
-            if rule.attribute("members") is not None:
-                self._members(work, entry, steps, started, verify, remove_members)
-            self._succeeded(work.id)
-        except ObjectFailure as failure:
-            target_id = entry.scim_id if entry is not None else ""
-            self._fail(work.id, "Group", work.name, action, steps, failure, started, target_id)
-        except TargetUnavailable as fatal:
-            self._fail(work.id, "Group", work.name, action, steps, fatal, started)
-            raise
-
-    def _match_or_create_group(
-        self, work: GroupWork, rule: ObjectRule, steps: list[Step], started: float
-    ) -> tuple[EscrowEntry | None, bool]:
-        attribute, value = work.matching
-        if not value:
-            raise ObjectFailure(
-                "MandatoryFieldsMissing", f"The matching attribute '{attribute}' has no value."
-            )
-        found = self.target.find("Groups", attribute, value)
-        if len(found) > 1:
-            raise ObjectFailure(
-                "DuplicateTargetEntries",
-                f"{len(found)} groups in the target match {attribute} '{value}'.",
-            )
-        if found:
-            resource = found[0]
-            steps.append(
-                Step(
-                    "EntryImport",
-                    "matching",
-                    "success",
-                    f"Retrieved '{value}' from {TARGET_SYSTEM}",
-                )
-            )
-            actual = {t: read_value(resource, t) for t in work.values}
-            entry = self._link(work.id, "Group", str(resource["id"]), value, actual)
-            self._update_group(work, rule, entry, steps, started)
-            return entry, True
-        if "Add" not in rule.flow_types:
-            return None, False
-        values = {t: (v, self._type(rule, t)) for t, v in work.values.items() if v is not None}
-        created = self.target.create("Groups", group_body(values))
-        scim_id = str(created["id"])
-        entry = self._link(work.id, "Group", scim_id, value, work.values)
-        self.exported += 1
-        steps.append(
-            Step(
-                "EntryExportAdd",
-                "export",
-                "success",
-                f"Group '{value}' was created in {TARGET_SYSTEM}",
-            )
-        )
-        self.record(
-            kind="Group",
-            source_id=work.id,
-            source_name=work.name,
-            action="create",
-            status="success",
-            steps=list(steps),
-            target_id=scim_id,
-            target_name=value,
-            modified=[(t, None, v) for t, v in work.values.items() if v is not None],
-            started=started,
-        )
-        return entry, False
-
-    def _update_group(
+    def _log_noop(
         self,
-        work: GroupWork,
-        rule: ObjectRule,
+        work: ObjectWork,
+        kind: ExportKind,
         entry: EscrowEntry,
         steps: list[Step],
         started: float,
     ) -> None:
-        changes = [
-            Change(t, entry.exported.get(t), v, self._type(rule, t))
-            for t, v in work.values.items()
-            if entry.exported.get(t) != v
-        ]
-        if not changes or "Update" not in rule.flow_types:
-            return
-        flagged = self.flagged and not self.on_demand
-        if not self.target.patch("Groups", entry.scim_id, patch_ops(changes, flagged=flagged)):
-            self._unlink(work.id)
-            raise ObjectFailure(
-                CODE_GONE, f"Group '{work.name}' no longer exists in the target; it is re-created."
+        noun = kind.name
+        steps.append(
+            Step(
+                "EntrySynchronizationSkip",
+                "export",
+                "skipped",
+                f"The state of the {noun.lower()} in both the source and target systems already "
+                f"match. No change to the {noun} '{work.name}' currently needs to be made.",
+                (("SkipReason", "RedundantExport"),),
             )
-        with self.state.lock:
-            for change in changes:
-                entry.exported[change.path] = change.new
-        self.exported += 1
-        self.record(
-            kind="Group",
-            source_id=work.id,
-            source_name=work.name,
-            action="update",
-            status="success",
-            steps=steps
-            + [Step("EntryExportUpdate", "export", "success", f"Group '{work.name}' was updated")],
-            target_id=entry.scim_id,
-            target_name=entry.display,
-            modified=[(c.path, c.old, c.new) for c in changes],
-            started=started,
+        )
+        self._log_export(
+            work, "other", steps, started, status="skipped", target=(entry.scim_id, entry.display)
         )
 
     def _members(
         self,
-        work: GroupWork,
+        work: ObjectWork,
         entry: EscrowEntry,
         steps: list[Step],
         started: float,
@@ -583,37 +581,25 @@ class Cycle:
             for user_id, _ in remove:
                 entry.members.pop(user_id, None)
         self.exported += 1
-        self.record(
-            kind="Group",
-            source_id=work.id,
-            source_name=work.name,
-            action="update",
-            status="success",
-            steps=steps
-            + [
-                Step(
-                    "EntryExportUpdate",
-                    "export",
-                    "success",
-                    f"Group '{work.name}' members were updated in {TARGET_SYSTEM}",
-                )
-            ],
-            target_id=entry.scim_id,
-            target_name=entry.display,
-            modified=[
-                (
-                    "members",
-                    ",".join(removed) or None,
-                    ",".join(added) or None,
-                )
-            ],
-            started=started,
+        updated = Step(
+            "EntryExportUpdate",
+            "export",
+            "success",
+            f"{work.kind} '{work.name}' members were updated in {TARGET_SYSTEM}",
+        )
+        self._log_export(
+            work,
+            "update",
+            [*steps, updated],
+            started,
+            target=(entry.scim_id, entry.display),
+            modified=[("members", ",".join(removed) or None, ",".join(added) or None)],
         )
 
     def _patch_members(
-        self, work: GroupWork, entry: EscrowEntry, operations: list[dict[str, Any]]
+        self, work: ObjectWork, entry: EscrowEntry, operations: list[dict[str, Any]]
     ) -> None:
-        if not self.target.patch("Groups", entry.scim_id, operations):
+        if not self.target.patch(KINDS[work.kind].endpoint, entry.scim_id, operations):
             self._unlink(work.id)
             raise ObjectFailure(
                 CODE_GONE, f"Group '{work.name}' no longer exists in the target; it is re-created."
@@ -624,16 +610,16 @@ class Cycle:
     def leave(self, work: LeaveWork) -> None:
         """Disable, delete or forget an object that left scope or the directory."""
         started = time.perf_counter()
-        rule = self.plan.user_rule if work.kind == "User" else self.plan.group_rule
-        endpoint = "Users" if work.kind == "User" else "Groups"
+        rule = self.plan.rule(work.kind)
+        endpoint = KINDS[work.kind].endpoint
         steps = [
             Step(
                 "EntrySynchronizationScoping",
                 "scoping",
                 "success",
-                f"{_noun(work.kind)} '{work.display}' is no longer in scope"
+                f"{work.kind} '{work.display}' is no longer in scope"
                 if work.action != "delete"
-                else f"{_noun(work.kind)} '{work.display}' was deleted in Azure Active Directory",
+                else f"{work.kind} '{work.display}' was deleted in Azure Active Directory",
             )
         ]
         if work.action == "drop" or rule is None:
@@ -656,17 +642,7 @@ class Cycle:
             steps.append(
                 Step("EntryExportDelete", "export", "success", f"'{work.display}' was deleted")
             )
-            self.record(
-                kind=work.kind,
-                source_id=work.id,
-                source_name=work.display,
-                action="delete",
-                status="success",
-                steps=steps,
-                target_id=entry.scim_id,
-                target_name=work.display,
-                started=started,
-            )
+            self._log_leave(work, "delete", steps, started, entry.scim_id)
         except ObjectFailure as failure:
             self._fail(
                 work.id,
@@ -682,6 +658,28 @@ class Cycle:
             self._fail(work.id, work.kind, work.display, work.action, steps, fatal, started)
             raise
 
+    def _log_leave(
+        self,
+        work: LeaveWork,
+        action: str,
+        steps: list[Step],
+        started: float,
+        target_id: str,
+        modified: list[tuple[str, str | None, str | None]] | None = None,
+    ) -> None:
+        self.record(
+            kind=work.kind,
+            source_id=work.id,
+            source_name=work.display,
+            action=action,
+            status="success",
+            steps=steps,
+            target_id=target_id,
+            target_name=work.display,
+            modified=modified,
+            started=started,
+        )
+
     def _disable(
         self, work: LeaveWork, entry: EscrowEntry, steps: list[Step], started: float
     ) -> None:
@@ -693,7 +691,8 @@ class Cycle:
         if old != work.active:
             change = Change("active", old, work.active, "Boolean")
             flagged = self.flagged and not self.on_demand
-            if not self.target.patch("Users", entry.scim_id, patch_ops([change], flagged=flagged)):
+            operations = patch_ops([change], flagged=flagged)
+            if not self.target.patch(KINDS[work.kind].endpoint, entry.scim_id, operations):
                 self._unlink(work.id)
                 return
             self.exported += 1
@@ -702,20 +701,11 @@ class Cycle:
                     "EntryExportUpdate",
                     "export",
                     "success",
-                    f"User '{work.display}' was disabled in {TARGET_SYSTEM}",
+                    f"{work.kind} '{work.display}' was disabled in {TARGET_SYSTEM}",
                 )
             )
-            self.record(
-                kind="User",
-                source_id=work.id,
-                source_name=work.display,
-                action="disable",
-                status="success",
-                steps=steps,
-                target_id=entry.scim_id,
-                target_name=work.display,
-                modified=[("active", old, work.active)],
-                started=started,
+            self._log_leave(
+                work, "disable", steps, started, entry.scim_id, [("active", old, work.active)]
             )
         with self.state.lock:
             entry.exported["active"] = work.active

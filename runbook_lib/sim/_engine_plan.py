@@ -33,10 +33,9 @@ from ._schema import ObjectRule
 from ._state import ServicePrincipal
 
 __all__ = [
-    "GroupWork",
     "LeaveWork",
+    "ObjectWork",
     "Plan",
-    "UserWork",
     "group_source",
     "make_plan",
     "user_source",
@@ -95,29 +94,27 @@ def group_source(group: DirectoryGroup) -> Getter:
 
 
 @dataclass(slots=True)
-class UserWork:
-    """A user in scope whose target object may need creating or updating."""
+class ObjectWork:
+    """A user or group in scope whose target object may need creating or updating.
 
-    id: str
-    upn: str
-    values: dict[str, str | None]
-    add_only: frozenset[str]
-    matching: tuple[str, str | None]
-    disabled: bool
-    imported: tuple[tuple[str, str], ...]
-    duplicate: bool = False
+    ``kind`` is "User" or "Group"; ``name`` is what the logs call the object (a user's
+    UPN, a group's display name) and ``imported`` the details of its import step. The
+    other fields hold what only one kind has: ``add_only`` (targets set only on create)
+    and ``disabled`` (``active`` maps to false, so a missing user is not created) for
+    users; ``attributes_changed`` (False when only the members may need syncing) and
+    ``members`` (the in-scope direct user members) for groups.
+    """
 
-
-@dataclass(slots=True)
-class GroupWork:
-    """A group in scope: attributes to check (when changed) and members to sync."""
-
+    kind: str
     id: str
     name: str
     values: dict[str, str | None]
     matching: tuple[str, str | None]
-    attributes_changed: bool
-    members: list[str]
+    imported: tuple[tuple[str, str], ...]
+    add_only: frozenset[str] = frozenset()
+    disabled: bool = False
+    attributes_changed: bool = True
+    members: list[str] = field(default_factory=list)
     duplicate: bool = False
 
 
@@ -142,13 +139,17 @@ class Plan:
     watermark: int
     sync_all: str
     entitled: int
-    users: list[UserWork] = field(default_factory=list)
-    groups: list[GroupWork] = field(default_factory=list)
+    users: list[ObjectWork] = field(default_factory=list)
+    groups: list[ObjectWork] = field(default_factory=list)
     leaving_users: list[LeaveWork] = field(default_factory=list)
     leaving_groups: list[LeaveWork] = field(default_factory=list)
     user_rule: ObjectRule | None = None
     group_rule: ObjectRule | None = None
     skip_out_of_scope: bool = False
+
+    def rule(self, kind: str) -> ObjectRule | None:
+        """The enabled object mapping for "User" or "Group" objects (None: mapping off)."""
+        return self.user_rule if kind == "User" else self.group_rule
 
 
 def scope_of(
@@ -190,7 +191,7 @@ def scope_of(
     return users, groups, assigned_users
 
 
-def _user_work(user: DirectoryUser, rule: ObjectRule, assigned: bool) -> UserWork:
+def _user_work(user: DirectoryUser, rule: ObjectRule, assigned: bool) -> ObjectWork:
     get = user_source(user, in_scope=True, assigned=assigned)
     values = {attribute.target: attribute.value(get) for attribute in rule.attributes}
     matching = rule.matching
@@ -205,29 +206,32 @@ def _user_work(user: DirectoryUser, rule: ObjectRule, assigned: bool) -> UserWor
         ("accountEnabled", _flag(user.account_enabled)),
         ("IsSoftDeleted", get("IsSoftDeleted") or ""),
     )
-    return UserWork(
+    return ObjectWork(
+        kind="User",
         id=user.id,
-        upn=user.user_principal_name,
+        name=user.user_principal_name,
         values=values,
-        add_only=frozenset(a.target for a in rule.attributes if a.flow_type == "ObjectAddOnly"),
         matching=match_pair,
-        disabled=disabled,
         imported=imported,
+        add_only=frozenset(a.target for a in rule.attributes if a.flow_type == "ObjectAddOnly"),
+        disabled=disabled,
     )
 
 
 def _group_work(
     group: DirectoryGroup, rule: ObjectRule, changed: bool, users: set[str]
-) -> GroupWork:
+) -> ObjectWork:
     get = group_source(group)
     values = {a.target: a.value(get) for a in rule.attributes if a.target != "members"}
     matching = rule.matching
     match_pair = (matching.target, values.get(matching.target)) if matching else ("", None)
-    return GroupWork(
+    return ObjectWork(
+        kind="Group",
         id=group.id,
         name=group.display_name,
         values=values,
         matching=match_pair,
+        imported=(("objectId", group.id), ("displayName", group.display_name)),
         attributes_changed=changed,
         members=[m for m in group.members if m in users],
     )
@@ -295,7 +299,7 @@ def make_plan(
             user = directory.users[user_id]
             if only is not None or _needs(escrow.get(user_id), user.version, run, user_id, full):
                 plan.users.append(_user_work(user, user_rule, user_id in assigned))
-        plan.users.sort(key=lambda work: work.upn)
+        plan.users.sort(key=lambda work: work.name)
         if plan.users and not _unique_by_construction(user_rule):
             matching = user_rule.matching
             assert matching is not None

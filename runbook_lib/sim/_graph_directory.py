@@ -33,7 +33,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from ._directory import DirectoryGroup, DirectoryUser
+from ._directory import Directory, DirectoryGroup, DirectoryUser
 from ._directory_shapes import (
     GROUP_PROPERTIES,
     USER_DEFAULT_PROPERTIES,
@@ -45,6 +45,7 @@ from ._directory_shapes import (
 from ._graph_wire import GraphCall, GraphError, json_response, not_found
 from ._odata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decode_skiptoken, next_link
 from ._odata_filter import FilterExpression, parse_odata_filter
+from ._state import TenantState
 
 __all__ = [
     "DOLLAR_SEGMENT_MESSAGE",
@@ -170,6 +171,22 @@ def _search_matches(value: Any, term: str) -> bool:
     return folded.startswith(term) or any(word.startswith(term) for word in _WORD.findall(folded))
 
 
+def _parse_select(text: str | None, kind: _Kind) -> tuple[str, ...]:
+    """``$select`` as property names, each one the kind has (400 otherwise)."""
+    if text is None:
+        return ()
+    select = tuple(name.strip() for name in text.split(",") if name.strip())
+    for name in select:
+        if name not in kind.all_properties:
+            raise GraphError(
+                400,
+                "Request_BadRequest",
+                f"Could not find a property named '{name}' on type "
+                f"'microsoft.graph.{kind.type_name}'.",
+            )
+    return select
+
+
 def _parse_query(request: Request, kind: _Kind, *, allow_orderby: bool = True) -> _Query:
     args = request.args
     eventual = _eventual(request)
@@ -216,17 +233,7 @@ def _parse_query(request: Request, kind: _Kind, *, allow_orderby: bool = True) -
         if (parsed_filter is not None or search is not None) and not (eventual and count):
             raise _unsupported("Sorting not supported for current query. " + _CONSISTENCY_HINT)
         orderby = (prop, direction == "desc")
-    select: tuple[str, ...] = ()
-    if "$select" in args:
-        select = tuple(name.strip() for name in args["$select"].split(",") if name.strip())
-        for name in select:
-            if name not in kind.all_properties:
-                raise GraphError(
-                    400,
-                    "Request_BadRequest",
-                    f"Could not find a property named '{name}' on type "
-                    f"'microsoft.graph.{kind.type_name}'.",
-                )
+    select = _parse_select(args.get("$select"), kind)
     top = DEFAULT_PAGE_SIZE
     if "$top" in args:
         text = args["$top"].strip()
@@ -304,48 +311,85 @@ def _page(
     return json_response(call, body)
 
 
-def _visible_users(call: GraphCall, query: _Query) -> list[DirectoryUser]:
+@dataclass(frozen=True, slots=True)
+class _Collection:
+    """What differs between ``/users`` and ``/groups`` beyond the query rules.
+
+    :param kind: the query rules of the collection's objects.
+    :param entity_set: the collection's name in ``@odata.context``.
+    :param live: the objects the collection holds (soft-deleted users are not in it).
+    :param candidates: the live objects a list query may return; a shortcut may narrow
+        them (an exact user lookup by id or UPN).
+    :param read: looks one object up by its key, as a client request sees it (replication
+        delay applies).
+    :param key: the object key from the request path and the matched URL key.
+    """
+
+    kind: _Kind
+    entity_set: str
+    live: Callable[[Directory], Iterable[Item]]
+    candidates: Callable[[Directory, _Query], Iterable[Item]]
+    read: Callable[[TenantState, str], Item | None]
+    key: Callable[[str, str], str]
+
+
+def _user_candidates(directory: Directory, query: _Query) -> Iterable[DirectoryUser]:
+    exact = query.filter.equality() if query.filter is not None else None
+    if exact is not None and exact[0] in (("id",), ("userPrincipalName",)):
+        value = exact[1]
+        user = directory.user(value) if isinstance(value, str) else None
+        return [user] if user is not None and user.deleted is None else []
+    return directory.active_users()
+
+
+def _groups(directory: Directory) -> Iterable[DirectoryGroup]:
+    return directory.groups.values()
+
+
+def _list(call: GraphCall, collection: _Collection) -> Response:
+    query = _parse_query(call.request, collection.kind)
     state = call.state
     with state.lock:
-        exact = query.filter.equality() if query.filter is not None else None
-        if exact is not None and exact[0] in (("id",), ("userPrincipalName",)):
-            value = exact[1]
-            user = state.directory.user(value) if isinstance(value, str) else None
-            candidates: Iterable[DirectoryUser] = [user] if user is not None else []
-        else:
-            candidates = state.directory.users.values()
-        return [
-            user
-            for user in candidates
-            if user.deleted is None and _matches(user, query, _USERS) and state.seen(user)
+        found = [
+            item
+            for item in collection.candidates(state.directory, query)
+            if _matches(item, query, collection.kind) and state.seen(item)
         ]
+    return _collection_page(call, found, query, collection)
 
 
-def _user_page(call: GraphCall, found: Sequence[Item], query: _Query) -> Response:
-    """One page of users, as /users and the members-of-type-user cast render them."""
+def _collection_page(
+    call: GraphCall, found: Sequence[Item], query: _Query, collection: _Collection
+) -> Response:
+    """One page of a collection, as the collection and its cast segments render it."""
     return _page(
         call,
         found,
         query,
-        context=_entity_set("users", query.select),
-        render=lambda item: _render(item, query.select, _USERS),
+        context=_entity_set(collection.entity_set, query.select),
+        render=lambda item: _render(item, query.select, collection.kind),
     )
 
 
-def list_users(call: GraphCall) -> Response:
-    """GET /users."""
-    query = _parse_query(call.request, _USERS)
-    found = _visible_users(call, query)
-    return _user_page(call, found, query)
-
-
-def count_users(call: GraphCall) -> Response:
-    """GET /users/$count (text/plain; needs ConsistencyLevel: eventual)."""
+def _count(call: GraphCall, collection: _Collection) -> Response:
     if not _eventual(call.request):
         raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
     with call.state.lock:
-        total = sum(1 for _ in call.state.directory.active_users())
+        total = sum(1 for _ in collection.live(call.state.directory))
     return _plain_count(call, total)
+
+
+def _get(call: GraphCall, collection: _Collection, url_key: str) -> Response:
+    key = collection.key(call.request.path, url_key)
+    select = _parse_select(call.request.args.get("$select"), collection.kind)
+    item = collection.read(call.state, key)
+    if item is None:
+        raise not_found(key)
+    body = {
+        "@odata.context": call.context(_entity_set(collection.entity_set, select) + "/$entity"),
+        **_render(item, select, collection.kind),
+    }
+    return json_response(call, body)
 
 
 def _plain_count(call: GraphCall, total: int) -> Response:
@@ -353,22 +397,6 @@ def _plain_count(call: GraphCall, total: int) -> Response:
     response.set_data(str(total))
     response.content_type = "text/plain;charset=utf-8"
     return response
-
-
-def _select_only(call: GraphCall, kind: _Kind) -> tuple[str, ...]:
-    text = call.request.args.get("$select")
-    if text is None:
-        return ()
-    select = tuple(name.strip() for name in text.split(",") if name.strip())
-    for name in select:
-        if name not in kind.all_properties:
-            raise GraphError(
-                400,
-                "Request_BadRequest",
-                f"Could not find a property named '{name}' on type "
-                f"'microsoft.graph.{kind.type_name}'.",
-            )
-    return select
 
 
 DOLLAR_SEGMENT_MESSAGE = (
@@ -402,18 +430,52 @@ def parse_user_key(request_path: str, user_key: str) -> str:
     return user_key
 
 
+_USER_COLLECTION = _Collection(
+    _USERS,
+    "users",
+    live=Directory.active_users,
+    candidates=_user_candidates,
+    read=TenantState.read_user,
+    key=parse_user_key,
+)
+_GROUP_COLLECTION = _Collection(
+    _GROUPS,
+    "groups",
+    live=_groups,
+    candidates=lambda directory, query: _groups(directory),
+    read=TenantState.read_group,
+    key=lambda path, key: key,
+)
+
+
+def list_users(call: GraphCall) -> Response:
+    """GET /users."""
+    return _list(call, _USER_COLLECTION)
+
+
+def list_groups(call: GraphCall) -> Response:
+    """GET /groups."""
+    return _list(call, _GROUP_COLLECTION)
+
+
+def count_users(call: GraphCall) -> Response:
+    """GET /users/$count (text/plain; needs ConsistencyLevel: eventual)."""
+    return _count(call, _USER_COLLECTION)
+
+
+def count_groups(call: GraphCall) -> Response:
+    """GET /groups/$count (text/plain; needs ConsistencyLevel: eventual)."""
+    return _count(call, _GROUP_COLLECTION)
+
+
 def get_user(call: GraphCall, user_key: str) -> Response:
     """GET /users/{id | userPrincipalName} and GET /users('{id | userPrincipalName}')."""
-    key = parse_user_key(call.request.path, user_key)
-    select = _select_only(call, _USERS)
-    user = call.state.read_user(key)
-    if user is None:
-        raise not_found(key)
-    body = {
-        "@odata.context": call.context(_entity_set("users", select) + "/$entity"),
-        **_render(user, select, _USERS),
-    }
-    return json_response(call, body)
+    return _get(call, _USER_COLLECTION, user_key)
+
+
+def get_group(call: GraphCall, group_id: str) -> Response:
+    """GET /groups/{id}."""
+    return _get(call, _GROUP_COLLECTION, group_id)
 
 
 def list_deleted_users(call: GraphCall) -> Response:
@@ -428,47 +490,6 @@ def list_deleted_users(call: GraphCall) -> Response:
         context="directory/deletedItems/microsoft.graph.user",
         render=lambda item: _render(item, query.select, _USERS),
     )
-
-
-def list_groups(call: GraphCall) -> Response:
-    """GET /groups."""
-    query = _parse_query(call.request, _GROUPS)
-    state = call.state
-    with state.lock:
-        found = [
-            group
-            for group in state.directory.groups.values()
-            if _matches(group, query, _GROUPS) and state.seen(group)
-        ]
-    return _page(
-        call,
-        found,
-        query,
-        context=_entity_set("groups", query.select),
-        render=lambda item: _render(item, query.select, _GROUPS),
-    )
-
-
-def count_groups(call: GraphCall) -> Response:
-    """GET /groups/$count (text/plain; needs ConsistencyLevel: eventual)."""
-    if not _eventual(call.request):
-        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
-    with call.state.lock:
-        total = len(call.state.directory.groups)
-    return _plain_count(call, total)
-
-
-def get_group(call: GraphCall, group_id: str) -> Response:
-    """GET /groups/{id}."""
-    select = _select_only(call, _GROUPS)
-    group = call.state.read_group(group_id)
-    if group is None:
-        raise not_found(group_id)
-    body = {
-        "@odata.context": call.context(_entity_set("groups", select) + "/$entity"),
-        **_render(group, select, _GROUPS),
-    }
-    return json_response(call, body)
 
 
 def _member_render(select: tuple[str, ...]) -> Callable[[Item], dict[str, Any]]:
@@ -514,17 +535,24 @@ def _resolve_members(call: GraphCall, member_ids: Iterable[str], query: _Query) 
     return found
 
 
-def list_group_members(call: GraphCall, group_id: str) -> Response:
-    """GET /groups/{id}/members: direct members only."""
+def _members_page(
+    call: GraphCall, group_id: str, member_ids: Callable[[DirectoryGroup], Iterable[str]]
+) -> Response:
+    """A page of the directory objects ``member_ids`` names for the group."""
     query = _members_query(call)
     group = call.state.read_group(group_id)
     if group is None:
         raise not_found(group_id)
     with call.state.lock:
-        found = _resolve_members(call, list(group.members), query)
+        found = _resolve_members(call, member_ids(group), query)
     return _page(
         call, found, query, context="directoryObjects", render=_member_render(query.select)
     )
+
+
+def list_group_members(call: GraphCall, group_id: str) -> Response:
+    """GET /groups/{id}/members: direct members only."""
+    return _members_page(call, group_id, lambda group: list(group.members))
 
 
 def list_group_user_members(call: GraphCall, group_id: str) -> Response:
@@ -546,7 +574,7 @@ def list_group_user_members(call: GraphCall, group_id: str) -> Response:
                 continue
             if _matches(user, query, _USERS):
                 found.append(user)
-    return _user_page(call, found, query)
+    return _collection_page(call, found, query, _USER_COLLECTION)
 
 
 def _transitive(group: DirectoryGroup, groups: dict[str, DirectoryGroup]) -> list[str]:
@@ -565,12 +593,5 @@ def _transitive(group: DirectoryGroup, groups: dict[str, DirectoryGroup]) -> lis
 
 def list_transitive_members(call: GraphCall, group_id: str) -> Response:
     """GET /groups/{id}/transitiveMembers: members of nested groups too."""
-    query = _members_query(call)
-    group = call.state.read_group(group_id)
-    if group is None:
-        raise not_found(group_id)
-    with call.state.lock:
-        found = _resolve_members(call, _transitive(group, call.state.directory.groups), query)
-    return _page(
-        call, found, query, context="directoryObjects", render=_member_render(query.select)
-    )
+    groups = call.state.directory.groups
+    return _members_page(call, group_id, lambda group: _transitive(group, groups))
