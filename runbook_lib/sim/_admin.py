@@ -34,23 +34,21 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from ._directory import DirectoryError
-from ._faults import FaultRule, parse_fault
+from ._faults import FaultInjector, FaultRule, parse_fault
+from ._log import RequestRecord, ServerName
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from ._sandbox import Sandbox
-
-__all__ = ["ADMIN_PREFIX", "AdminApp", "mount_admin"]
+__all__ = ["ADMIN_PREFIX", "AdminApp", "SandboxControls", "mount_admin"]
 
 ADMIN_PREFIX = "/_sandbox"
 
@@ -91,10 +89,72 @@ def _fault_from(body: dict[str, Any]) -> FaultRule:
         raise _AdminError(400, f"Invalid fault rule: {error}") from None
 
 
+class SandboxControls(Protocol):
+    """What the admin routes drive: the :class:`~runbook_lib.sim.Sandbox` handle.
+
+    The routes sit below the handle (the handle mounts them), so they name only the
+    methods they call; the handle's own documentation says what each one does. A
+    directory change the tenant refuses raises ValueError, an unknown object KeyError.
+    """
+
+    @property
+    def faults(self) -> FaultInjector: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+    def fast_forward(self, seconds: float) -> Sequence[Any]: ...
+
+    def run_cycle(self, sp_id: str | None = None) -> Sequence[Any]: ...
+
+    def wait_idle(self, timeout: float = 10.0) -> bool: ...
+
+    def job_status(self, sp_id: str) -> dict[str, Any]: ...
+
+    def provisioning_logs(self, sp_id: str | None = None) -> list[dict[str, Any]]: ...
+
+    def inject(self, rule: FaultRule) -> None: ...
+
+    def clear_faults(self) -> None: ...
+
+    def scim_users(self) -> list[dict[str, Any]]: ...
+
+    def scim_groups(self) -> list[dict[str, Any]]: ...
+
+    def iru_users(self) -> list[dict[str, Any]]: ...
+
+    def requests(self, server: ServerName | None = None) -> list[RequestRecord]: ...
+
+    def clear_requests(self) -> None: ...
+
+    def users(self, *, include_deleted: bool = False) -> list[dict[str, Any]]: ...
+
+    def user(self, upn: str) -> dict[str, Any]: ...
+
+    def add_user(
+        self, user_principal_name: str, *, groups: Iterable[str] = (), **attrs: Any
+    ) -> dict[str, Any]: ...
+
+    def update_user(self, upn: str, **attrs: Any) -> dict[str, Any]: ...
+
+    def hard_delete_user(self, upn: str) -> None: ...
+
+    def soft_delete_user(self, upn: str) -> dict[str, Any]: ...
+
+    def restore_user(self, upn: str) -> dict[str, Any]: ...
+
+    def groups(self) -> list[dict[str, Any]]: ...
+
+    def group_members(self, group_id: str) -> list[dict[str, Any]]: ...
+
+    def add_group_member(self, group_id: str, member: str) -> bool: ...
+
+    def remove_group_member(self, group_id: str, member: str) -> bool: ...
+
+
 class AdminApp:
     """WSGI app for ``/_sandbox``; every route is a method taking the request."""
 
-    def __init__(self, sandbox: Sandbox, token: str) -> None:
+    def __init__(self, sandbox: SandboxControls, token: str) -> None:
         self.sandbox = sandbox
         self.token = token
         routes: list[tuple[str, str, Callable[..., Any]]] = [
@@ -132,20 +192,7 @@ class AdminApp:
     # -- routes ----------------------------------------------------------------------------
 
     def status(self, request: Request) -> dict[str, Any]:
-        sb = self.sandbox
-        return {
-            "seed": sb.config.seed,
-            "tier": sb.config.tier,
-            "users": len(sb.state.directory.users),
-            "groups": len(sb.state.directory.groups),
-            "simulatedTime": sb.clock.now_dt().isoformat(),
-            "fastForwardedSeconds": sb.clock.offset,
-            "cycleSeconds": sb.config.cycle_seconds,
-            "servicePrincipals": [
-                {"id": sp["id"], "displayName": sp["displayName"], "jobs": sb.jobs(sp["id"])}
-                for sp in sb.service_principals()
-            ],
-        }
+        return self.sandbox.summary()
 
     def fast_forward(self, request: Request) -> dict[str, Any]:
         seconds = _body(request).get("seconds")
@@ -237,7 +284,7 @@ class AdminApp:
             return _json({"error": error.message}, error.status)
         except KeyError as error:
             return _json({"error": str(error.args[0] if error.args else error)}, 404)
-        except (DirectoryError, ValueError) as error:
+        except ValueError as error:  # DirectoryError is one
             return _json({"error": str(error)}, 400)
         except MethodNotAllowed:
             return _json({"error": "Method not allowed."}, 405)

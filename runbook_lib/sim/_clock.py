@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-__all__ = ["SimClock"]
+__all__ = ["SimClock", "graph_time"]
 
 
 class SimClock:
@@ -50,3 +50,8 @@ class SimClock:
     def to_dt(moment: float) -> datetime:
         """Turn a simulated timestamp into an aware UTC datetime."""
         return datetime.fromtimestamp(moment, UTC)
+
+
+def graph_time(moment: datetime) -> str:
+    """Format a timestamp the way Graph does (``2024-05-01T10:00:00Z``)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._clock import SimClock
+from ._clock import SimClock, graph_time
 from ._directory import DirectoryGroup, DirectoryUser
-from ._shapes import graph_time
 
 __all__ = [
     "GROUP_PROPERTIES",

@@ -30,11 +30,11 @@ from typing import Any
 
 from ._engine_cycle import Cycle
 from ._engine_plan import Plan, make_plan
-from ._jobs import Execution, JobRun, Quarantine
+from ._jobs import Execution, JobRun, Quarantine, SynchronizationJob
 from ._probe import entra_issued_token
 from ._provisioning_log import LogEntry, ProvisioningLog, Step
 from ._scim_target import ScimTarget, TargetUnavailable
-from ._state import ServicePrincipal, SynchronizationJob, TenantState
+from ._state import ServicePrincipal, TenantState
 
 __all__ = [
     "DEFAULT_INTERVAL",

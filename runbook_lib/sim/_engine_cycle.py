@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._engine_plan import LeaveWork, ObjectWork, Plan
-from ._jobs import EscrowEntry, JobRun
+from ._jobs import EscrowEntry, JobRun, SynchronizationJob
 from ._provisioning_log import LogEntry, ProvisioningLog, Step
 from ._schema import ENTERPRISE_USER, GROUP_OBJECT, ObjectRule
 from ._scim_payload import Change, group_body, member_ops, patch_ops, read_value, user_body
 from ._scim_target import ObjectFailure, ScimTarget, TargetUnavailable
-from ._state import ServicePrincipal, SynchronizationJob, TenantState
+from ._state import ServicePrincipal, TenantState
 
 __all__ = ["CODE_GONE", "KINDS", "TARGET_SYSTEM", "Cycle", "ExportKind"]
 

@@ -31,6 +31,7 @@ from . import _graph_grants as grants
 from . import _graph_jobs as jobs
 from . import _graph_permissions as permissions
 from . import _graph_sync as sync
+from ._engine import Engine
 from ._faults import FaultInjector, error_body
 from ._graph_batch import run_batch
 from ._graph_on_demand import provision_on_demand
@@ -44,15 +45,10 @@ from ._graph_wire import (
     read_json,
 )
 from ._odata import apply_select, encode_skiptoken, parse_list_query, parse_select
-from ._shapes import (
-    GRAPH_APP_ID,
-    GRAPH_RESOURCE,
-    NON_GALLERY_TEMPLATE_ID,
-    render_application,
-    render_service_principal,
-)
+from ._shapes import render_application, render_service_principal
 from ._state import Application, ServicePrincipal, TenantState
 from ._tokens import IssuedToken
+from ._well_known import GRAPH_APP_ID, GRAPH_RESOURCE, NON_GALLERY_TEMPLATE_ID
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -345,11 +341,13 @@ class GraphApp:
         authority: str,
         probe_context: ssl.SSLContext,
         faults: FaultInjector | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.state = state
         self.authority = authority.rstrip("/")
         self.probe_context = probe_context
         self.faults = faults
+        self.engine = engine
         rules = _rules(self._batch)
         missing = permissions.missing_routes(_route_key(rule) for rule in rules)
         if missing:
@@ -405,7 +403,13 @@ class GraphApp:
             entry = permissions.ROUTE_PERMISSIONS.get(_route_key(rule))
             permissions.enforce(entry, issued, self.state, request, args)
             call = GraphCall(
-                request, self.state, issued, request_id, client_request_id, self.probe_context
+                request,
+                self.state,
+                issued,
+                request_id,
+                client_request_id,
+                self.probe_context,
+                self.engine,
             )
             return rule.endpoint(call, **args)  # type: ignore[no-any-return]
         except GraphError as error:

@@ -19,12 +19,12 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from ._clock import SimClock
+from ._clock import SimClock, graph_time
 from ._graph_wire import GraphCall, GraphError, json_response, no_content, not_found, read_json
 from ._odata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decode_skiptoken, next_link
 from ._odata_filter import parse_odata_filter
-from ._shapes import MSIAM_ACCESS_ROLE_ID, USER_ROLE_ID, graph_time
 from ._state import AppRoleAssignment, ServicePrincipal
+from ._well_known import MSIAM_ACCESS_ROLE_ID, USER_ROLE_ID
 
 __all__ = [
     "DEFAULT_ACCESS_ROLE_ID",

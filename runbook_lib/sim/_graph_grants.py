@@ -27,19 +27,18 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from werkzeug.wrappers import Response
 
+from ._clock import graph_time
 from ._grants import DIRECTORY_ROLE_TEMPLATES, GRAPH_CLI_CLIENT_ID, GRAPH_PERMISSIONS
 from ._graph_permissions import holds_any
 from ._graph_wire import GraphCall, GraphError, json_response, not_found
 from ._odata import apply_select, next_link, parse_list_query, parse_select
-from ._shapes import GRAPH_APP_ID, graph_time, render_service_principal
-from ._state import ServicePrincipal
-
-if TYPE_CHECKING:
-    from ._state import TenantState
+from ._shapes import render_service_principal
+from ._state import ServicePrincipal, TenantState
+from ._well_known import GRAPH_APP_ID
 
 __all__ = [
     "GRAPH_CLI_DISPLAY_NAME",

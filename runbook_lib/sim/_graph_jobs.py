@@ -15,9 +15,9 @@ from werkzeug.wrappers import Response
 
 from ._expressions import ExpressionError, parse_expression
 from ._graph_wire import GraphCall, GraphError, json_response, no_content, not_found, read_json
-from ._jobs import RESET_SCOPES, JobRun
+from ._jobs import RESET_SCOPES, JobRun, SynchronizationJob
 from ._schema import SchemaError, compile_schema, copy_document, default_schema
-from ._state import ServicePrincipal, SynchronizationJob
+from ._state import ServicePrincipal
 
 __all__ = [
     "delete_job",

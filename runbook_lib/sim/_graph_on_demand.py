@@ -165,7 +165,7 @@ def provision_on_demand(call: GraphCall, sp_id: str, job_id: str) -> Response:
         )
     if not known:
         raise not_found(object_id)
-    engine = state.engine
+    engine = call.engine
     if engine is None:
         raise GraphError(503, "ServiceUnavailable", "The provisioning service is not running.")
     result: OnDemandResult = engine.provision_on_demand(sp, job, object_id, members)

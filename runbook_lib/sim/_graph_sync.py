@@ -14,15 +14,12 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from ._graph_wire import GraphCall, GraphError, json_response, no_content, not_found, read_json
-from ._jobs import render_job
+from ._jobs import JobConflict, render_job
 from ._probe import CODE_INVALID_TENANT_URL, entra_issued_token, probe_scim_endpoint
-from ._shapes import (
-    MASKED_SECRET_KEYS,
-    SCIM_TEMPLATE_ID,
-    SECRET_KEYS,
-    render_template,
-)
-from ._state import JobConflict, ServicePrincipal
+from ._shapes import render_template
+from ._state import ServicePrincipal
+from ._sync_secrets import MASKED_SECRET_KEYS, SECRET_KEYS
+from ._well_known import SCIM_TEMPLATE_ID
 
 __all__ = [
     "create_job",
@@ -77,7 +74,10 @@ def list_jobs(call: GraphCall, sp_id: str) -> Response:
     """GET .../synchronization/jobs."""
     sp = _service_principal(call, sp_id)
     with call.state.lock:
-        jobs = [render_job(job, sp, call.state.cycle_seconds) for job in sp.jobs.values()]
+        jobs = [
+            render_job(job, sp.credentials_saved, call.state.cycle_seconds)
+            for job in sp.jobs.values()
+        ]
     return json_response(call, {"@odata.context": _sync_context(call, sp, "jobs"), "value": jobs})
 
 
@@ -97,7 +97,7 @@ def create_job(call: GraphCall, sp_id: str) -> Response:
         ) from None
     body = {
         "@odata.context": _sync_context(call, sp, "jobs/$entity"),
-        **render_job(job, sp, call.state.cycle_seconds),
+        **render_job(job, sp.credentials_saved, call.state.cycle_seconds),
     }
     return json_response(call, body, status=201)
 
@@ -110,7 +110,7 @@ def get_job(call: GraphCall, sp_id: str, job_id: str) -> Response:
         raise not_found(job_id)
     body = {
         "@odata.context": _sync_context(call, sp, "jobs/$entity"),
-        **render_job(job, sp, call.state.cycle_seconds),
+        **render_job(job, sp.credentials_saved, call.state.cycle_seconds),
     }
     return json_response(call, body)
 

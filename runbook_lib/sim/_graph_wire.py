@@ -15,6 +15,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from ._engine import Engine
 from ._state import TenantState, utc_now
 from ._tokens import IssuedToken
 
@@ -60,7 +61,11 @@ def not_found(object_id: str) -> GraphError:
 
 @dataclass(frozen=True, slots=True)
 class GraphCall:
-    """One authenticated Graph request, with what a handler needs to answer it."""
+    """One authenticated Graph request, with what a handler needs to answer it.
+
+    ``engine`` is the provisioning engine provisionOnDemand hands its subject to (None when
+    the Graph stand-in runs without one, as in some tests).
+    """
 
     request: Request
     state: TenantState
@@ -68,6 +73,7 @@ class GraphCall:
     request_id: str
     client_request_id: str
     probe_context: ssl.SSLContext
+    engine: Engine | None = None
 
     @property
     def base_url(self) -> str:

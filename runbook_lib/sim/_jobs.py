@@ -15,21 +15,20 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
-from ._clock import SimClock
+from ._clock import SimClock, graph_time
 from ._schema import ENTERPRISE_USER, GROUP_OBJECT, CompiledSchema, compile_schema, default_schema
-from ._shapes import graph_time
-
-if TYPE_CHECKING:
-    from ._state import ServicePrincipal, SynchronizationJob
 
 __all__ = [
     "RESET_SCOPES",
     "EscrowEntry",
     "Execution",
+    "JobConflict",
     "JobRun",
     "Quarantine",
+    "SynchronizationJob",
     "interval_text",
     "render_job",
     "render_status",
@@ -159,6 +158,24 @@ class JobRun:
         return "Active" if self.cycles_completed else "NotRun"
 
 
+@dataclass(slots=True)
+class SynchronizationJob:
+    """A provisioning job on a service principal (created disabled)."""
+
+    id: str
+    template_id: str
+    created: datetime
+    run: JobRun = field(default_factory=lambda: JobRun.new("scim"))
+
+
+class JobConflict(Exception):
+    """A job from the same template already exists on the service principal."""
+
+    def __init__(self, job: SynchronizationJob) -> None:
+        super().__init__(job.id)
+        self.job = job
+
+
 def interval_text(cycle_seconds: float | None) -> str:
     """The schedule interval as an ISO 8601 duration (PT40M unless compressed)."""
     if cycle_seconds is None:
@@ -234,9 +251,9 @@ def render_status(run: JobRun, configured: bool) -> dict[str, Any]:
 
 
 def render_job(
-    job: SynchronizationJob, sp: ServicePrincipal, cycle_seconds: float | None = None
+    job: SynchronizationJob, configured: bool, cycle_seconds: float | None = None
 ) -> dict[str, Any]:
-    """A synchronizationJob as Graph returns it."""
+    """A synchronizationJob as Graph returns it (``configured``: credentials are saved)."""
     run = job.run
     return {
         "id": job.id,
@@ -246,7 +263,7 @@ def render_job(
             "interval": interval_text(cycle_seconds),
             "state": run.schedule_state,
         },
-        "status": render_status(run, "BaseAddress" in sp.secrets),
+        "status": render_status(run, configured),
         "synchronizationJobSettings": [
             {"name": "AzureIngestionAttributeOptimization", "value": "False"},
             {"name": "LookaheadQueryEnabled", "value": "False"},

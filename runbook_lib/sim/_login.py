@@ -52,9 +52,9 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from ._grants import DIRECTORY_ROLE_TEMPLATES, GRAPH_CLI_CLIENT_ID
-from ._shapes import GRAPH_APP_ID, GRAPH_RESOURCE
 from ._state import TenantState, utc_now
 from ._tokens import ACCESS_TOKEN_LIFETIME, DEVICE_CODE_LIFETIME
+from ._well_known import GRAPH_APP_ID, GRAPH_RESOURCE
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

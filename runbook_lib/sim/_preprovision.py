@@ -47,8 +47,8 @@ from ._expressions import parse_expression
 from ._jobs import EscrowEntry, Execution, JobRun
 from ._schema import ObjectRule, compile_schema
 from ._scim_payload import group_body, user_body
-from ._shapes import NON_GALLERY_TEMPLATE_ID, USER_ROLE_ID
 from ._state import AppRoleAssignment, ServicePrincipal, TenantState
+from ._well_known import NON_GALLERY_TEMPLATE_ID, USER_ROLE_ID
 
 if TYPE_CHECKING:
     from scim2_models import Resource, ResourceType

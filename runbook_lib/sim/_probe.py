@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._shapes import NON_GALLERY_TEMPLATE_ID
+from ._well_known import NON_GALLERY_TEMPLATE_ID
 
 __all__ = [
     "CODE_CREDENTIALS_REJECTED",

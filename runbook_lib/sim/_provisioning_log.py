@@ -13,8 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._clock import SimClock
-from ._shapes import graph_time
+from ._clock import SimClock, graph_time
 
 __all__ = ["LogEntry", "ProvisioningLog", "Step", "render_entry"]
 

@@ -262,11 +262,16 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
         self._serve("login", login, server_context, self.config.login_port)
         login.origin = self._origin("login")
 
+        # The provisioning engine trusts the system CAs plus the sandbox CA, like the
+        # Test connection probe: its target may be the Iru stand-in or a real endpoint.
+        # provisionOnDemand hands it work from the start; its worker starts last.
+        engine = Engine(self.state, self.state.provisioning_log, ca.client_context())
         graph = GraphApp(
             self.state,
             authority=login.origin,
             probe_context=ca.client_context(),
             faults=self.faults,
+            engine=engine,
         )
         admin = AdminApp(self, self.admin_token)
         self._serve("graph", graph, server_context, self.config.graph_port, admin=admin)
@@ -277,10 +282,6 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
             # After the servers bind (the Tenant URL needs the port), before the worker.
             self._preprovision()
 
-        # The provisioning engine trusts the system CAs plus the sandbox CA, like the
-        # Test connection probe: its target may be the Iru stand-in or a real endpoint.
-        engine = Engine(self.state, self.state.provisioning_log, ca.client_context())
-        self.state.engine = engine
         self.worker = ProvisioningWorker(self.state, engine)
         self.worker.start()
 
@@ -456,6 +457,26 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
         """The base of the sandbox's admin routes, e.g. ``https://127.0.0.1:50002/_sandbox``."""
         return self._origin("graph") + ADMIN_PREFIX
 
+    def summary(self) -> dict[str, Any]:
+        """Seed, tier, directory size, simulated time, and the apps with their jobs.
+
+        What ``GET /_sandbox`` answers, for a second terminal that wants to know what it
+        is driving.
+        """
+        return {
+            "seed": self.config.seed,
+            "tier": self.config.tier,
+            "users": len(self.state.directory.users),
+            "groups": len(self.state.directory.groups),
+            "simulatedTime": self.clock.now_dt().isoformat(),
+            "fastForwardedSeconds": self.clock.offset,
+            "cycleSeconds": self.config.cycle_seconds,
+            "servicePrincipals": [
+                {"id": sp["id"], "displayName": sp["displayName"], "jobs": self.jobs(sp["id"])}
+                for sp in self.service_principals()
+            ],
+        }
+
     def admin_env(self) -> dict[str, str]:
         """RUNBOOK_SANDBOX_ADMIN_URL and _TOKEN: for a second terminal driving the sandbox."""
         return {
@@ -520,7 +541,8 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
         """The synchronization jobs of a service principal, as Graph renders them."""
         sp = self._sp(sp_id)
         with self.state.lock:
-            return [render_job(job, sp, self.state.cycle_seconds) for job in sp.jobs.values()]
+            saved = sp.credentials_saved
+            return [render_job(job, saved, self.state.cycle_seconds) for job in sp.jobs.values()]
 
     def secrets(self, sp_id: str) -> dict[str, str]:
         """The saved synchronization secrets of a service principal, unmasked."""

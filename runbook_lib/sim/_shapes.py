@@ -1,4 +1,4 @@
-"""Wire shapes of the Graph objects the sandbox serves.
+"""Wire shapes of the application objects the sandbox serves (apps, service principals).
 
 Kept apart from the handlers so the JSON a client sees is defined in one place and
 can be compared with the documented examples (shared/reference/). Where Graph returns
@@ -8,38 +8,18 @@ Graph does, so client code that indexes into a response behaves the same.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._state import Application, ServicePrincipal
+from ._clock import graph_time
+from ._state import Application, ServicePrincipal
+from ._well_known import MSIAM_ACCESS_ROLE_ID, SCIM_TEMPLATE_ID, USER_ROLE_ID
 
 __all__ = [
-    "GRAPH_APP_ID",
-    "GRAPH_RESOURCE",
-    "MASKED_SECRET_KEYS",
-    "MSIAM_ACCESS_ROLE_ID",
-    "NON_GALLERY_TEMPLATE_ID",
-    "SCIM_TEMPLATE_ID",
-    "SECRET_KEYS",
-    "USER_ROLE_ID",
     "app_roles",
-    "graph_time",
     "render_application",
     "render_service_principal",
     "render_template",
 ]
-
-# The application template behind "Create your own application" (non-gallery) in the
-# global cloud.
-NON_GALLERY_TEMPLATE_ID = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
-# The synchronization template new non-gallery apps offer.
-SCIM_TEMPLATE_ID = "scim"
-USER_ROLE_ID = "18d14569-c3bd-439b-9a66-3a2aee01d14f"
-MSIAM_ACCESS_ROLE_ID = "b9632174-c057-4f7e-951b-be3adc52bfe6"
-# Microsoft Graph's own application id and resource URI (token audience).
-GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-GRAPH_RESOURCE = "https://graph.microsoft.com"
 
 _HOMEPAGE = (
     "https://account.activedirectory.windowsazure.com:444/applications/default.aspx"
@@ -49,37 +29,6 @@ _SP_TAGS = [
     "WindowsAzureActiveDirectoryIntegratedApp",
     "WindowsAzureActiveDirectoryCustomSingleSignOnApplication",
 ]
-
-# The synchronizationSecret enumeration: the only keys the secrets endpoint accepts.
-SECRET_KEYS = frozenset(
-    {
-        "None", "UserName", "Password", "SecretToken", "AppKey", "BaseAddress",
-        "ClientIdentifier", "ClientSecret", "SingleSignOnType", "Sandbox", "Url", "Domain",
-        "ConsumerKey", "ConsumerSecret", "TokenKey", "TokenExpiration", "Oauth2AccessToken",
-        "Oauth2AccessTokenCreationTime", "Oauth2RefreshToken", "SyncAll", "InstanceName",
-        "Oauth2ClientId", "Oauth2ClientSecret", "CompanyId", "UpdateKeyOnSoftDelete",
-        "SynchronizationSchedule", "SystemOfRecord", "SandboxName", "EnforceDomain",
-        "SyncNotificationSettings", "SkipOutOfScopeDeletions", "Oauth2AuthorizationCode",
-        "Oauth2RedirectUri", "ApplicationTemplateIdentifier", "Oauth2TokenExchangeUri",
-        "Oauth2AuthorizationUri", "AuthenticationType", "Server",
-        "PerformInboundEntitlementGrants", "HardDeletesEnabled", "SyncAgentCompatibilityKey",
-        "SyncAgentADContainer", "ValidateDomain", "TestReferences", "ConnectionString",
-    }
-)  # fmt: skip
-
-# Keys whose value Graph never reads back: GET returns "*" in their place.
-MASKED_SECRET_KEYS = frozenset(
-    {
-        "Password", "SecretToken", "AppKey", "ClientSecret", "ConsumerSecret", "TokenKey",
-        "Oauth2AccessToken", "Oauth2RefreshToken", "Oauth2ClientSecret",
-        "Oauth2AuthorizationCode", "ConnectionString",
-    }
-)  # fmt: skip
-
-
-def graph_time(moment: datetime) -> str:
-    """Format a timestamp the way Graph does (``2024-05-01T10:00:00Z``)."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def app_roles() -> list[dict[str, Any]]:

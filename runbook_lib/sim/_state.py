@@ -16,27 +16,21 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from ._clock import SimClock
 from ._directory import Directory, DirectoryGroup, DirectoryUser
 from ._grants import Grants
 from ._ids import IdFactory
-from ._jobs import JobRun
+from ._jobs import JobConflict, JobRun, SynchronizationJob
 from ._log import Redactor
 from ._provisioning_log import ProvisioningLog
-from ._shapes import MASKED_SECRET_KEYS
+from ._sync_secrets import MASKED_SECRET_KEYS
 from ._tokens import TokenStore
-
-if TYPE_CHECKING:
-    from ._engine import Engine
 
 __all__ = [
     "AppRoleAssignment",
     "Application",
-    "JobConflict",
     "ServicePrincipal",
-    "SynchronizationJob",
     "TenantState",
     "utc_now",
 ]
@@ -56,16 +50,6 @@ class Application:
     display_name: str
     template_id: str
     created: datetime
-
-
-@dataclass(slots=True)
-class SynchronizationJob:
-    """A provisioning job on a service principal (created disabled)."""
-
-    id: str
-    template_id: str
-    created: datetime
-    run: JobRun = field(default_factory=lambda: JobRun.new("scim"))
 
 
 @dataclass(slots=True)
@@ -101,16 +85,13 @@ class ServicePrincipal:
     secrets: dict[str, str] = field(default_factory=dict)
     assignments: dict[str, AppRoleAssignment] = field(default_factory=dict)
 
+    @property
+    def credentials_saved(self) -> bool:
+        """Whether the job's tenant URL is saved (until then its status is NotConfigured)."""
+        return "BaseAddress" in self.secrets
+
 
 Replicated = ServicePrincipal | DirectoryUser | DirectoryGroup | AppRoleAssignment
-
-
-class JobConflict(Exception):
-    """A job from the same template already exists on the service principal."""
-
-    def __init__(self, job: SynchronizationJob) -> None:
-        super().__init__(job.id)
-        self.job = job
 
 
 class TenantState:
@@ -147,8 +128,6 @@ class TenantState:
         # Set by the provisioning worker: called when a job should run a cycle soon.
         self.wake_worker: Callable[[], None] = lambda: None
         self.provisioning_log = ProvisioningLog()
-        # Set by the sandbox once the engine exists (provisionOnDemand needs it).
-        self.engine: Engine | None = None
         self.redactor = redactor
         self.lock = threading.RLock()
         self.tenant_id = ids.uuid("tenant")
