@@ -21,7 +21,8 @@ from ._cli import (
     run_sim,
     write_env_file,
 )
-from ._directory_seed import (
+from ._sandbox import SANDBOX_APP_NAME, SECRET_ENV_KEYS, TIERS, Sandbox, SandboxConfig
+from .directory._seed import (
     ALL_COMPANY,
     DEFAULT_DOMAIN,
     DEFAULT_GROUPS,
@@ -31,11 +32,10 @@ from ._directory_seed import (
     IRU_PILOT,
     SALES,
 )
-from ._engine import CycleReport
-from ._faults import FaultRule, parse_fault
-from ._log import RequestRecord
-from ._sandbox import SANDBOX_APP_NAME, SECRET_ENV_KEYS, TIERS, Sandbox, SandboxConfig
-from ._schema import SCIM_RULE_ID, SCIM_RULE_NAME
+from .plumbing._faults import FaultRule, parse_fault
+from .plumbing._request_log import RequestRecord
+from .provisioning._schema import SCIM_RULE_ID, SCIM_RULE_NAME
+from .provisioning.engine._engine import CycleReport
 
 __all__ = [
     "ALL_COMPANY",

@@ -27,27 +27,33 @@ from typing import Any
 
 import httpx
 
-from ._admin import ADMIN_PREFIX, AdminApp, mount_admin
-from ._ca import SandboxCA
-from ._clock import SimClock
-from ._directory_seed import build_directory
-from ._engine import Engine
-from ._faults import FaultInjector, FaultRule
-from ._grants import Grants
-from ._graph import GraphApp
 from ._handle_directory import DirectoryHandle
 from ._handle_provisioning import ProvisioningHandle
-from ._http import HttpsServer
-from ._ids import IdFactory
-from ._iru import IRU_SCIM_PATH, IruApp
-from ._jobs import render_job
-from ._log import Redactor, RequestLog, RequestRecord, ServerName, logging_middleware
-from ._login import FEDERATED_AUDIENCE, AppCredentials, FederatedCredential, LoginApp
 from ._preprovision import Preprovisioned, SeededDrift, apply_drift, parse_drift, preprovision
-from ._shapes import render_service_principal
-from ._state import TenantState
-from ._tokens import SignInRecord
-from ._worker import ProvisioningWorker
+from .directory._seed import build_directory
+from .graph._app import GraphApp
+from .graph._app_shapes import render_service_principal
+from .iru._scim import IRU_SCIM_PATH, IruApp
+from .plumbing._admin import ADMIN_PREFIX, AdminApp, mount_admin
+from .plumbing._ca import SandboxCA
+from .plumbing._clock import SimClock
+from .plumbing._faults import FaultInjector, FaultRule
+from .plumbing._http import HttpsServer
+from .plumbing._ids import IdFactory
+from .plumbing._request_log import (
+    Redactor,
+    RequestLog,
+    RequestRecord,
+    ServerName,
+    logging_middleware,
+)
+from .provisioning._jobs import render_job
+from .provisioning.engine._engine import Engine
+from .provisioning.engine._worker import ProvisioningWorker
+from .signin._login import FEDERATED_AUDIENCE, AppCredentials, FederatedCredential, LoginApp
+from .tenant._grants import Grants
+from .tenant._state import TenantState
+from .tenant._tokens import SignInRecord
 
 __all__ = ["SANDBOX_APP_NAME", "SECRET_ENV_KEYS", "Sandbox", "SandboxConfig"]
 
