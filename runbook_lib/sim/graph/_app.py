@@ -1,4 +1,4 @@
-"""The Microsoft Graph stand-in: routing, authentication, permissions and the app endpoints.
+"""The Microsoft Graph stand-in's front door: routing, authentication and permissions.
 
 Serves the subset of ``https://graph.microsoft.com/v1.0`` the runbook uses. Every
 request must carry a bearer token the sandbox's sign-in server issued for Graph, and,
@@ -15,9 +15,7 @@ import logging
 import ssl
 import traceback
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from typing import TYPE_CHECKING
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -25,9 +23,10 @@ from werkzeug.wrappers import Request, Response
 
 from ..plumbing._faults import FaultInjector, error_body
 from ..provisioning.engine._engine import Engine
-from ..tenant._state import Application, ServicePrincipal, TenantState
+from ..tenant._state import TenantState
 from ..tenant._tokens import IssuedToken
-from ..tenant._well_known import GRAPH_APP_ID, GRAPH_RESOURCE, NON_GALLERY_TEMPLATE_ID
+from ..tenant._well_known import GRAPH_APP_ID, GRAPH_RESOURCE
+from . import _applications as applications
 from . import _assignments as assignments
 from . import _audit as audit
 from . import _directory as directory
@@ -36,18 +35,12 @@ from . import _grant_reads as grants
 from . import _job_control as jobs
 from . import _permissions as permissions
 from . import _synchronization as sync
-from ._app_shapes import render_application, render_service_principal
 from ._batch import run_batch
-from ._odata import apply_select, encode_skiptoken, parse_list_query, parse_select
 from ._on_demand import provision_on_demand
 from ._wire import (
     GraphCall,
     GraphError,
     error_response,
-    json_response,
-    no_content,
-    not_found,
-    read_json,
 )
 
 if TYPE_CHECKING:
@@ -55,175 +48,9 @@ if TYPE_CHECKING:
 
 __all__ = ["GraphApp"]
 
-_MAX_DISPLAY_NAME = 256
-# The Entra ID P1 licence (skuPartNumber AAD_PREMIUM).
-P1_SKU_ID = "078d2b04-f1bd-4111-bbd4-b4b1b354cef4"
 _logger = logging.getLogger("runbook_lib.sim")
 
 Handler = Callable[..., Response]
-
-_SERVICE_PRINCIPAL_PROPERTIES: set[str] = set(
-    render_service_principal(ServicePrincipal("", "", "", "", "", datetime.now(UTC)), tenant_id="")
-)
-
-
-def instantiate(call: GraphCall, template_id: str) -> Response:
-    """POST /applicationTemplates/{id}/instantiate: a new app + service principal."""
-    if template_id.lower() != NON_GALLERY_TEMPLATE_ID:
-        raise not_found(template_id)
-    display_name = read_json(call.request).get("displayName")
-    if not isinstance(display_name, str) or not display_name.strip():
-        raise GraphError(
-            400,
-            "Request_BadRequest",
-            "Invalid value specified for property 'displayName' of resource 'Application'.",
-        )
-    if len(display_name) > _MAX_DISPLAY_NAME:
-        raise GraphError(
-            400,
-            "Request_BadRequest",
-            f"Invalid value specified for property 'displayName' of resource 'Application': "
-            f"longer than {_MAX_DISPLAY_NAME} characters.",
-        )
-    app, sp = call.state.instantiate(NON_GALLERY_TEMPLATE_ID, display_name)
-    body = {
-        "@odata.context": call.context("microsoft.graph.applicationServicePrincipal"),
-        "application": render_application(app, call.state.tenant_domain),
-        "servicePrincipal": render_service_principal(sp, call.state.tenant_id),
-    }
-    return json_response(call, body, status=201)
-
-
-def _entity_set(name: str, select: tuple[str, ...]) -> str:
-    return f"{name}({','.join(select)})" if select else name
-
-
-def list_service_principals(call: GraphCall) -> Response:
-    """GET /servicePrincipals with $filter, $select, $top and paging.
-
-    The tenant's built-in service principals (Microsoft Graph, the runbook's own app
-    registration, Graph Command Line Tools) come first, then the apps created through
-    Graph, in creation order.
-    """
-    query = parse_list_query(call.request.args, _SERVICE_PRINCIPAL_PROPERTIES)
-    tenant_id = call.state.tenant_id
-    predicate = query.predicate
-
-    def matches(sp: ServicePrincipal) -> bool:
-        return predicate is None or predicate(render_service_principal(sp, tenant_id))
-
-    builtins = [
-        sp for sp in grants.render_builtins(call.state) if predicate is None or predicate(sp)
-    ]
-    created = call.state.list_service_principals(matches)
-    found = builtins + [render_service_principal(sp, tenant_id) for sp in created]
-    page = found[query.offset : query.offset + query.top]
-    body: dict[str, Any] = {
-        "@odata.context": call.context(_entity_set("servicePrincipals", query.select)),
-        "value": [apply_select(sp, query.select) for sp in page],
-    }
-    next_offset = query.offset + query.top
-    if next_offset < len(found):
-        args = [(k, v) for k, v in call.request.args.items(multi=True) if k != "$skiptoken"]
-        args.append(("$skiptoken", encode_skiptoken(next_offset)))
-        body["@odata.nextLink"] = f"{call.base_url}/servicePrincipals?" + urlencode(
-            args, quote_via=quote, safe="$'(),"
-        )
-    return json_response(call, body)
-
-
-_APPLICATION_PROPERTIES: set[str] = set(
-    render_application(Application("", "", "", "", datetime.now(UTC)), tenant_domain="")
-)
-
-
-def delete_service_principal(call: GraphCall, sp_id: str) -> Response:
-    """DELETE /servicePrincipals/{id} (serviceprincipal-delete.md): the enterprise app goes,
-    with its job and assignments; Microsoft's own service principals are refused."""
-    if grants.builtin_principal(call.state, sp_id) is not None:
-        raise GraphError(
-            403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
-        )
-    if call.state.delete_service_principal(sp_id) is None:
-        raise not_found(sp_id)
-    return no_content(call)
-
-
-def list_applications(call: GraphCall) -> Response:
-    """GET /applications (application-list.md) with $filter, $select, $top and paging."""
-    query = parse_list_query(call.request.args, _APPLICATION_PROPERTIES)
-    domain = call.state.tenant_domain
-    found = [
-        app
-        for app in (render_application(a, domain) for a in call.state.list_applications())
-        if query.predicate is None or query.predicate(app)
-    ]
-    page = found[query.offset : query.offset + query.top]
-    body: dict[str, Any] = {
-        "@odata.context": call.context(_entity_set("applications", query.select)),
-        "value": [apply_select(app, query.select) for app in page],
-    }
-    next_offset = query.offset + query.top
-    if next_offset < len(found):
-        args = [(k, v) for k, v in call.request.args.items(multi=True) if k != "$skiptoken"]
-        args.append(("$skiptoken", encode_skiptoken(next_offset)))
-        body["@odata.nextLink"] = f"{call.base_url}/applications?" + urlencode(
-            args, quote_via=quote, safe="$'(),"
-        )
-    return json_response(call, body)
-
-
-def delete_application(call: GraphCall, app_id: str) -> Response:
-    """DELETE /applications/{id} (application-delete.md): the app registration only."""
-    if call.state.delete_application(app_id) is None:
-        raise not_found(app_id)
-    return no_content(call)
-
-
-def get_service_principal(call: GraphCall, sp_id: str) -> Response:
-    """GET /servicePrincipals/{id} (404 until the new object has replicated)."""
-    select = parse_select(call.request.args.get("$select"), _SERVICE_PRINCIPAL_PROPERTIES)
-    builtin = grants.builtin_principal(call.state, sp_id)
-    if builtin is not None:
-        rendered = grants.render_builtin(builtin)
-    else:
-        sp = call.state.read_service_principal(sp_id)
-        if sp is None:
-            raise not_found(sp_id)
-        rendered = render_service_principal(sp, call.state.tenant_id)
-    body = {
-        "@odata.context": call.context(_entity_set("servicePrincipals", select) + "/$entity"),
-        **apply_select(rendered, select),
-    }
-    return json_response(call, body)
-
-
-def subscribed_skus(call: GraphCall) -> Response:
-    """GET /subscribedSkus: the tenant's licences (Entra ID P1 unless the tier is free)."""
-    value: list[dict[str, Any]] = []
-    if call.state.tier != "free":
-        value.append(
-            {
-                "accountId": call.state.tenant_id,
-                "accountName": "Sandbox",
-                "appliesTo": "User",
-                "capabilityStatus": "Enabled",
-                "consumedUnits": len(call.state.directory.users),
-                "id": f"{call.state.tenant_id}_{P1_SKU_ID}",
-                "prepaidUnits": {"enabled": 100000, "suspended": 0, "warning": 0, "lockedOut": 0},
-                "servicePlans": [
-                    {
-                        "appliesTo": "User",
-                        "provisioningStatus": "Success",
-                        "servicePlanId": "41781fb2-bc02-4b7c-bd55-b576c07bb09d",
-                        "servicePlanName": "AAD_PREMIUM",
-                    }
-                ],
-                "skuId": P1_SKU_ID,
-                "skuPartNumber": "AAD_PREMIUM",
-            }
-        )
-    return json_response(call, {"@odata.context": call.context("subscribedSkus"), "value": value})
 
 
 _SP = "/v1.0/servicePrincipals/<sp_id>"
@@ -272,12 +99,12 @@ def _rules(batch: Handler) -> list[Rule]:
             "POST",
             writes.restore_deleted_item,
         ),
-        ("/v1.0/applicationTemplates/<template_id>/instantiate", "POST", instantiate),
-        ("/v1.0/servicePrincipals", "GET", list_service_principals),
-        (_SP, "GET", get_service_principal),
-        (_SP, "DELETE", delete_service_principal),
-        ("/v1.0/applications", "GET", list_applications),
-        ("/v1.0/applications/<app_id>", "DELETE", delete_application),
+        ("/v1.0/applicationTemplates/<template_id>/instantiate", "POST", applications.instantiate),
+        ("/v1.0/servicePrincipals", "GET", applications.list_service_principals),
+        (_SP, "GET", applications.get_service_principal),
+        (_SP, "DELETE", applications.delete_service_principal),
+        ("/v1.0/applications", "GET", applications.list_applications),
+        ("/v1.0/applications/<app_id>", "DELETE", applications.delete_application),
         (_SYNC + "/templates", "GET", sync.list_templates),
         (_SYNC + "/jobs", "GET", sync.list_jobs),
         (_SYNC + "/jobs", "POST", sync.create_job),
@@ -309,7 +136,7 @@ def _rules(batch: Handler) -> list[Rule]:
             "GET",
             assignments.list_principal_assignments,
         ),
-        ("/v1.0/subscribedSkus", "GET", subscribed_skus),
+        ("/v1.0/subscribedSkus", "GET", applications.subscribed_skus),
         (_SYNC + "/secrets", "GET", sync.get_secrets),
         (_SYNC + "/secrets", "PUT", sync.put_secrets),
         (_SP + "/appRoleAssignments", "GET", grants.list_app_role_assignments),

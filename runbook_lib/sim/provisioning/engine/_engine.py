@@ -14,7 +14,8 @@ through it over HTTPS with :class:`~._scim_target.ScimTarget`:
 Each object's outcome is one provisioning log entry. A failure is per object: it is
 escrowed and retried next cycle. A 401/403, a 404 on a collection or an unreachable
 endpoint stops the cycle and quarantines the job (EncounteredQuarantineException);
-a cycle where most objects fail quarantines it too (EncounteredEscrowProportionThreshold).
+a cycle where most objects fail quarantines it too (EncounteredEscrowProportionThreshold);
+:mod:`._quarantine` has the thresholds and the back-off.
 An incremental cycle with no directory changes sends no request at all.
 """
 
@@ -29,30 +30,17 @@ from functools import partial
 from typing import Any
 
 from ...tenant._state import ServicePrincipal, TenantState
-from .._jobs import Execution, JobRun, Quarantine, SynchronizationJob
+from .._jobs import Execution, SynchronizationJob
 from .._provisioning_log import LogEntry, ProvisioningLog, Step
 from ._export import Cycle
 from ._plan import Plan, make_plan
 from ._probe import entra_issued_token
+from ._quarantine import mostly_failing_cycle, quarantine
 from ._scim_target import ScimTarget, TargetUnavailable
 
-__all__ = [
-    "DEFAULT_INTERVAL",
-    "ESCROW_QUARANTINE_MINIMUM",
-    "CycleReport",
-    "Engine",
-    "OnDemandResult",
-]
+__all__ = ["DEFAULT_INTERVAL", "CycleReport", "Engine", "OnDemandResult"]
 
 DEFAULT_INTERVAL = 40 * 60.0
-# Entra quarantines on escrows only past thousands of failures; the sandbox scales the
-# threshold down so a small tenant can reach it: at least this many failed objects,
-# and more than 40% of the objects it tried.
-ESCROW_QUARANTINE_MINIMUM = 5
-_ESCROW_SHARE = 0.4
-# Back-off while quarantined: 5 minutes, then about 6 h, 12 h, 24 h, then daily.
-_BACKOFF = (300.0, 6 * 3600.0, 12 * 3600.0, 24 * 3600.0)
-_QUARANTINE_DISABLES_AFTER = 28 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +159,7 @@ class Engine:
         run = job.run
         now = state.clock.now()
         attempted = cycle.exported + cycle.failed
-        mostly_failing = (
-            cycle.failed >= ESCROW_QUARANTINE_MINIMUM and cycle.failed > _ESCROW_SHARE * attempted
-        )
+        mostly_failing = mostly_failing_cycle(cycle.failed, attempted)
         execution = Execution(
             activity_id=cycle.cycle_id,
             began=began,
@@ -190,7 +176,7 @@ class Engine:
         elif fatal is not None:
             execution.state = "Failed"
             execution.error_code, execution.error_message = fatal.code, fatal.message
-            _quarantine(run, "EncounteredQuarantineException", fatal.code, fatal.message, now)
+            quarantine(run, "EncounteredQuarantineException", fatal.code, fatal.message, now)
         elif mostly_failing:
             code, _ = cycle.codes.most_common(1)[0]
             message = (
@@ -199,7 +185,7 @@ class Engine:
             )
             execution.state = "Failed"
             execution.error_code, execution.error_message = code, message
-            _quarantine(run, "EncounteredEscrowProportionThreshold", code, message, now)
+            quarantine(run, "EncounteredEscrowProportionThreshold", code, message, now)
         else:
             execution.state = "EntryLevelErrors" if cycle.failed else "Succeeded"
             run.quarantine = None
@@ -309,19 +295,3 @@ class Engine:
             }
             return OnDemandResult("Skipped", details, entry)
         return OnDemandResult("Success", {}, entry)
-
-
-def _quarantine(run: JobRun, reason: str, code: str, message: str, now: float) -> None:
-    quarantine = run.quarantine
-    if quarantine is None:
-        quarantine = Quarantine(reason, code, message, now, now, now + _BACKOFF[0])
-        run.quarantine = quarantine
-    else:
-        quarantine.series_count += 1
-        quarantine.reason, quarantine.error_code, quarantine.error_message = reason, code, message
-        quarantine.current_began = now
-        step = _BACKOFF[min(quarantine.series_count - 1, len(_BACKOFF) - 1)]
-        quarantine.next_attempt = now + step
-    run.successive_failures += 1
-    if now - quarantine.series_began > _QUARANTINE_DISABLES_AFTER:
-        run.schedule_state = "Disabled"
