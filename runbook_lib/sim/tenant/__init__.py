@@ -1,4 +1,4 @@
-"""What the simulated Entra tenant holds, behind one lock: the bottom of the sandbox.
+"""What the simulated Entra tenant holds, behind one lock: what the stand-ins stand on.
 
 :mod:`._state` has the app registrations, the enterprise apps (service principals) with
 their provisioning jobs, secrets and app role assignments, and models replication delay
