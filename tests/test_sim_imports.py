@@ -107,32 +107,18 @@ def test_a_circle_is_found_through_functions_and_type_checking(
 
 
 def test_an_upward_arrow_and_a_reach_into_the_library_are_reported(tool: ModuleType) -> None:
-    make = tool.Module
-    imports = tool.Import
-    sandbox = {
-        "runbook_lib.sim.tenant._state": make(
-            "runbook_lib.sim.tenant._state",
-            Path("x"),
-            "",
-            [imports("runbook_lib.sim.graph._wire", 3, "type-checking")],
-        ),
-        "runbook_lib.sim.graph._wire": make("runbook_lib.sim.graph._wire", Path("y"), "", []),
-    }
+    def module(name: str, target: str = "", line: int = 0, how: str = "module") -> object:
+        imports = [tool.Import(target, line, how)] if target else []
+        return tool.Module(name, Path(name), "", imports)
+
+    state, wire = "runbook_lib.sim.tenant._state", "runbook_lib.sim.graph._wire"
+    sandbox = {state: module(state, wire, 3, "type-checking"), wire: module(wire)}
     [problem] = tool.layer_problems(sandbox)
-    assert "tenant._state:3 imports runbook_lib.sim.graph._wire" in problem
+    assert f"tenant._state:3 imports {wire}" in problem
+    step, scim = "runbook_lib.steps.connect", "runbook_lib.sim.iru._scim"
     library = {
-        "runbook_lib.steps.connect": make(
-            "runbook_lib.steps.connect",
-            Path("z"),
-            "",
-            [imports("runbook_lib.sim.tenant._state", 9, "function")],
-        ),
-        "runbook_lib.sim.iru._scim": make(
-            "runbook_lib.sim.iru._scim",
-            Path("w"),
-            "",
-            [imports("runbook_lib._graph", 5, "module")],
-        ),
+        step: module(step, state, 9, "function"),
+        scim: module(scim, "runbook_lib._graph", 5),
     }
     problems = tool.boundary_problems(library)
     assert len(problems) == 2

@@ -191,11 +191,18 @@ def scope_of(
     return users, groups, assigned_users
 
 
+def _mapped(
+    rule: ObjectRule, get: Getter, *, skip: str | None = None
+) -> tuple[dict[str, str | None], tuple[str, str | None]]:
+    """The values the object mapping gives an object, and its (matching target, value)."""
+    values = {a.target: a.value(get) for a in rule.attributes if a.target != skip}
+    matching = rule.matching
+    return values, (matching.target, values.get(matching.target)) if matching else ("", None)
+
+
 def _user_work(user: DirectoryUser, rule: ObjectRule, assigned: bool) -> ObjectWork:
     get = user_source(user, in_scope=True, assigned=assigned)
-    values = {attribute.target: attribute.value(get) for attribute in rule.attributes}
-    matching = rule.matching
-    match_pair = (matching.target, values.get(matching.target)) if matching else ("", None)
+    values, match_pair = _mapped(rule, get)
     active_rule = rule.attribute("active")
     disabled = active_rule is not None and (values.get("active") or "").lower() == "false"
     imported = tuple(
@@ -206,34 +213,28 @@ def _user_work(user: DirectoryUser, rule: ObjectRule, assigned: bool) -> ObjectW
         ("accountEnabled", _flag(user.account_enabled)),
         ("IsSoftDeleted", get("IsSoftDeleted") or ""),
     )
+    add_only = frozenset(a.target for a in rule.attributes if a.flow_type == "ObjectAddOnly")
     return ObjectWork(
-        kind="User",
-        id=user.id,
-        name=user.user_principal_name,
-        values=values,
-        matching=match_pair,
-        imported=imported,
-        add_only=frozenset(a.target for a in rule.attributes if a.flow_type == "ObjectAddOnly"),
-        disabled=disabled,
+        "User", user.id, user.user_principal_name, values, match_pair, imported, add_only, disabled
     )
 
 
 def _group_work(
     group: DirectoryGroup, rule: ObjectRule, changed: bool, users: set[str]
 ) -> ObjectWork:
-    get = group_source(group)
-    values = {a.target: a.value(get) for a in rule.attributes if a.target != "members"}
-    matching = rule.matching
-    match_pair = (matching.target, values.get(matching.target)) if matching else ("", None)
+    # Members are synced from the group's member list, not mapped as a value.
+    values, match_pair = _mapped(rule, group_source(group), skip="members")
+    imported = (("objectId", group.id), ("displayName", group.display_name))
+    members = [m for m in group.members if m in users]
     return ObjectWork(
-        kind="Group",
-        id=group.id,
-        name=group.display_name,
-        values=values,
-        matching=match_pair,
-        imported=(("objectId", group.id), ("displayName", group.display_name)),
+        "Group",
+        group.id,
+        group.display_name,
+        values,
+        match_pair,
+        imported,
         attributes_changed=changed,
-        members=[m for m in group.members if m in users],
+        members=members,
     )
 
 
