@@ -11,9 +11,11 @@ engine's first cycle would have left it:
   ``objectId`` when Device Compliance is asked for;
 * app role assignments (User role) for the chosen security groups and direct users;
 * the Iru stand-in's storage holding what that cycle would have created: what to send is
-  worked out by the engine's own planner (:func:`~runbook_lib.sim.provisioning.engine._plan.make_plan`, which
-  evaluates the schema's expressions) and turned into SCIM bodies by the engine's own
-  :mod:`runbook_lib.sim.provisioning.engine._scim_payload`, then written straight into scim2-server's storage;
+  worked out by the engine's own planner
+  (:func:`~runbook_lib.sim.provisioning.engine._plan.make_plan`, which evaluates the
+  schema's expressions) and turned into SCIM bodies by the engine's own
+  :mod:`runbook_lib.sim.provisioning.engine._scim_payload`, then written straight into
+  scim2-server's storage;
 * the job's escrow (links and last exported values), watermark and skip list filled in
   as the engine fills them, so the next incremental cycle finds nothing to do.
 

@@ -4,7 +4,8 @@ A real tenant always contains service principals the admin never created: Micros
 Graph's own (its ``appRoles`` and ``oauth2PermissionScopes`` are the permission catalogue),
 the one behind the runbook's app registration, and Microsoft Graph Command Line Tools (the
 public client ``Connect-MgGraph`` signs in with). The sandbox renders these three from
-:mod:`runbook_lib.sim.tenant._grants`, so listing and filtering service principals finds them as in a tenant.
+:mod:`runbook_lib.sim.tenant._grants`, so listing and filtering service principals finds
+them as in a tenant.
 
 The reads served here, each under the permissions its page documents (see
 :mod:`._permissions`; a client lacking them gets the refusal and must cope):
@@ -354,8 +355,8 @@ def list_oauth2_permission_grants(call: GraphCall) -> Response:
     """GET /oauth2PermissionGrants: admin consent (``AllPrincipals``) per client.
 
     One grant per built-in client that holds delegated scopes for Microsoft Graph
-    (:meth:`runbook_lib.sim.tenant._grants.Grants.delegated_scopes`), filterable by ``clientId``, ``consentType``,
-    ``principalId`` or ``resourceId`` with ``eq``.
+    (:meth:`~runbook_lib.sim.tenant._grants.Grants.delegated_scopes`), filterable by
+    ``clientId``, ``consentType``, ``principalId`` or ``resourceId`` with ``eq``.
     """
     wanted = _grant_filter(call)
     graph = _graph_principal(call.state)

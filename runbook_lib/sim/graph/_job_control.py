@@ -1,8 +1,9 @@
 """Graph handlers that control a provisioning job and edit its schema.
 
 ``start``, ``pause``, ``restart`` (with ``criteria.resetScope``) and ``DELETE`` change the
-job's schedule; the background worker (:mod:`runbook_lib.sim.provisioning.engine._worker`) runs the cycles. The schema is
-read and replaced whole (``GET``/``PUT .../schema``); a replaced schema or a changed
+job's schedule; the background worker
+(:mod:`runbook_lib.sim.provisioning.engine._worker`) runs the cycles. The schema is read
+and replaced whole (``GET``/``PUT .../schema``); a replaced schema or a changed
 ``SyncAll`` makes the next cycle re-evaluate every object, as Entra's does.
 ``parseExpression`` turns an expression string into Graph's JSON form and can test it.
 """

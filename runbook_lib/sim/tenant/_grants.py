@@ -170,7 +170,7 @@ SANDBOX_EXTRA_APP_ROLES: tuple[str, ...] = ("Group.ReadWrite.All", "Organization
 
 # Application.ReadWrite.OwnedBy is in the catalogue (so it can be listed and granted) but is
 # not granted by default: it only reaches apps the client owns, and the sandbox does not
-# record owners, so it never satisfies a call on an existing app (see runbook_lib.sim.graph._permissions).
+# record owners, so it never satisfies a call on an existing app (see graph/_permissions.py).
 
 # Built-in directory role templates (Entra's role ids, the same in every tenant).
 DIRECTORY_ROLE_TEMPLATES: dict[str, str] = {

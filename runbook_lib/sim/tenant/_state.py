@@ -1,9 +1,11 @@
 """The simulated Entra tenant: what exists, behind one lock.
 
-Graph handlers read and change this state; the :class:`~runbook_lib.sim._sandbox.Sandbox` handle
-reads it for tests. It deliberately holds plain records and no wire format (that is
-:mod:`runbook_lib.sim.graph._app_shapes`): applications and service principals here, the directory of users
-and groups in :mod:`runbook_lib.sim.directory._store`, the per-job provisioning state in :mod:`runbook_lib.sim.provisioning._jobs`.
+The sign-in stand-in, the Graph handlers and the provisioning engine read and change this
+state; the :class:`~runbook_lib.sim.Sandbox` handle reads it for tests. It deliberately
+holds plain records and no wire format (that is in :mod:`runbook_lib.sim.graph`):
+applications and service principals here, the directory of users and groups in
+:mod:`runbook_lib.sim.directory._store`, the per-job provisioning state in
+:mod:`runbook_lib.sim.provisioning._jobs`.
 
 Eventual consistency is modelled with a counter rather than a clock: a new service
 principal stays invisible to the first ``consistency_reads`` requests that would have

@@ -7,7 +7,8 @@ carry the usual claims (``aud``, ``tid``, ``appid``, ``roles`` or ``scp``...), b
 a client may read them as a last resort when Graph will not say what it was granted.
 Their signature is random bytes, not a real signature: validity is decided only by
 looking the token up here, as a resource server would check Entra's signature. Every
-token is registered with the :class:`~runbook_lib.sim.plumbing._request_log.Redactor` the moment it exists.
+token is registered with the :class:`~runbook_lib.sim.plumbing._request_log.Redactor`
+the moment it exists.
 
 The store also keeps a log of successful sign-ins (:class:`SignInRecord`) so a test
 can see what a client asked for, which the request log (no bodies) cannot show.
