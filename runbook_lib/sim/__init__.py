@@ -10,6 +10,12 @@ Iru stand-in the way Entra would; :meth:`~Sandbox.fast_forward` skips to the nex
 >>> from runbook_lib.sim import Sandbox, SandboxConfig
 >>> with Sandbox(SandboxConfig(seed=1)) as sb:          # doctest: +SKIP
 ...     settings = sb.env()
+
+Inside, each sub-package stands in for one part of Entra or Iru: ``signin``,
+``directory``, ``tenant`` (the state the others share), ``provisioning`` (with the engine
+in ``provisioning.engine``), ``graph`` and ``iru``, on the ``plumbing`` they all use; the
+handle and the CLI are the modules here. Imports only point down that stack
+(docs/sandbox-imports.md draws it; tests/test_sim_imports.py keeps it so).
 """
 
 from __future__ import annotations
