@@ -132,8 +132,8 @@ def bench_graph(sb: Sandbox, seconds: float, threads: int) -> dict[str, Any]:
 
 _MEMORY_PROBE = """
 import json, resource, time
-from runbook_lib.sim._directory_seed import build_directory
-from runbook_lib.sim._ids import IdFactory
+from runbook_lib.sim.directory._seed import build_directory
+from runbook_lib.sim.plumbing._ids import IdFactory
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 directory = build_directory(IdFactory(1), users={users}, groups={groups}, created=0.0)

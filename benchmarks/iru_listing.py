@@ -1,5 +1,5 @@
 """How much one page of the Iru stand-in's user list costs, with scim2-server's search and
-with the order the sandbox keeps between writes (runbook_lib/sim/_iru.py).
+with the order the sandbox keeps between writes (runbook_lib/sim/iru/_scim.py).
 
     .venv/bin/python benchmarks/iru_listing.py --users 100000 --page 1000
 
@@ -15,8 +15,8 @@ from scim2_models import SearchRequest, User
 from scim2_server.memory import InMemoryStorage
 from scim2_server.utils import load_default_resource_types
 
-from runbook_lib.sim._ids import IdFactory
-from runbook_lib.sim._iru import _SeededStorage
+from runbook_lib.sim.iru._scim import _SeededStorage
+from runbook_lib.sim.plumbing._ids import IdFactory
 
 
 def main() -> None:

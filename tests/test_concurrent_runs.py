@@ -25,7 +25,7 @@ import pytest
 
 from runbook_lib import GraphError, Runbook, load_settings
 from runbook_lib.sim import FaultRule, Sandbox
-from runbook_lib.sim._graph_permissions import ROUTE_PERMISSIONS
+from runbook_lib.sim.graph._permissions import ROUTE_PERMISSIONS
 from runbook_lib.steps import (
     AssignUsersAndGroups,
     ConfigureProvisioning,

@@ -222,7 +222,7 @@ def test_real_errors_still_fail_a_dry_run(rb: Runbook, sandbox) -> None:
 
 def test_template_schema_is_the_scim_template_default() -> None:
     """The planned job's mappings are the ones a new scim job has (the sandbox's copy)."""
-    from runbook_lib.sim._schema import default_schema
+    from runbook_lib.sim.provisioning._schema import default_schema
 
     ours, sandbox = template_schema(), default_schema("x")
     for obj in ("User", "Group"):

@@ -14,7 +14,7 @@ def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
 
 
-PATHS = [p for p in ("runbook_lib", "tests", "benchmarks") if (ROOT / p).is_dir()]
+PATHS = [p for p in ("runbook_lib", "tests", "benchmarks", "scripts") if (ROOT / p).is_dir()]
 
 
 def test_ruff_lint_and_format() -> None:

@@ -18,7 +18,7 @@ from runbook_lib.sim import (
     Sandbox,
     SandboxConfig,
 )
-from runbook_lib.sim._directory_seed import EDGE_CASE_USERS
+from runbook_lib.sim.directory._seed import EDGE_CASE_USERS
 
 EVENTUAL = {"ConsistencyLevel": "eventual"}
 

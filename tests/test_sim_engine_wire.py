@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from runbook_lib.sim import IRU_MAC_USERS, IRU_PILOT, FaultRule, Sandbox
-from runbook_lib.sim._http import HttpsServer
+from runbook_lib.sim.plumbing._http import HttpsServer
 
 App = Callable[..., dict[str, str]]
 Assign = Callable[[httpx.Client, str, str], dict[str, Any]]

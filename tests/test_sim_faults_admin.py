@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from runbook_lib.sim import FaultRule, Sandbox, parse_fault
-from runbook_lib.sim._faults import FaultInjector
+from runbook_lib.sim.plumbing._faults import FaultInjector
 
 
 def test_parse_fault_specs() -> None:

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from runbook_lib.sim import Sandbox
-from runbook_lib.sim._ca import SandboxCA
-from runbook_lib.sim._http import HttpsServer
+from runbook_lib.sim.plumbing._ca import SandboxCA
+from runbook_lib.sim.plumbing._http import HttpsServer
 
 NewApp = Callable[[str], dict[str, Any]]
 

@@ -20,17 +20,17 @@ from werkzeug.routing import Rule
 from werkzeug.test import Client
 
 from runbook_lib.sim import IRU_PILOT, Sandbox, SandboxConfig
-from runbook_lib.sim._directory_seed import (
+from runbook_lib.sim.directory._seed import (
     DEFAULT_USERS,
     DOLLAR_USER,
     EDGE_CASE_USERS,
     GUEST_USER,
     build_directory,
 )
-from runbook_lib.sim._graph import GraphApp
-from runbook_lib.sim._graph_directory import DOLLAR_SEGMENT_MESSAGE, get_user
-from runbook_lib.sim._ids import IdFactory
-from runbook_lib.sim._scim_payload import ADSCIM_GROUP, CORE_GROUP
+from runbook_lib.sim.graph._app import GraphApp
+from runbook_lib.sim.graph._directory import DOLLAR_SEGMENT_MESSAGE, get_user
+from runbook_lib.sim.plumbing._ids import IdFactory
+from runbook_lib.sim.provisioning.engine._scim_payload import ADSCIM_GROUP, CORE_GROUP
 
 App = Callable[..., dict[str, str]]
 Assign = Callable[[httpx.Client, str, str], dict[str, Any]]
@@ -109,7 +109,7 @@ def _key_form_routed(sandbox_graph: httpx.Client) -> bool:
 def test_a_dollar_upn_in_the_key_form_over_https(sandbox_graph: httpx.Client) -> None:
     if not _key_form_routed(sandbox_graph):
         pytest.xfail(
-            "runbook_lib/sim/_graph.py has no '/v1.0/users(<user_key>)' route yet; "
+            "runbook_lib/sim/graph/_app.py has no '/v1.0/users(<user_key>)' route yet; "
             "test_get_user_reads_the_key_form checks the handler itself"
         )
     found = sandbox_graph.get(f"/users('{DOLLAR_USER}')")
@@ -120,7 +120,7 @@ def test_a_dollar_upn_in_the_key_form_over_https(sandbox_graph: httpx.Client) ->
 
 
 def test_get_user_reads_the_key_form(sandbox: Sandbox) -> None:
-    """The handler with the route _graph.py needs, on the sandbox's own tenant state."""
+    """The handler with the route graph/_app.py needs, on the sandbox's own tenant state."""
     app = GraphApp(
         sandbox.state, authority=sandbox.authority, probe_context=sandbox.client_ssl_context()
     )

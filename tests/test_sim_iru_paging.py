@@ -9,8 +9,8 @@ from scim2_models import Group, SearchRequest, User
 from scim2_server.memory import InMemoryStorage
 from scim2_server.utils import load_default_resource_types
 
-from runbook_lib.sim._ids import IdFactory
-from runbook_lib.sim._iru import _SeededStorage
+from runbook_lib.sim.iru._scim import _SeededStorage
+from runbook_lib.sim.plumbing._ids import IdFactory
 
 
 def test_pages_match_scim2_server_before_and_after_writes() -> None:
@@ -65,8 +65,8 @@ def _wsgi_get(app: Any, path: str, query: str, token: str) -> tuple[str, Any]:
 
 
 def _iru_with_data() -> tuple[Any, str]:
-    from runbook_lib.sim._iru import IruApp
-    from runbook_lib.sim._log import Redactor
+    from runbook_lib.sim.iru._scim import IruApp
+    from runbook_lib.sim.plumbing._request_log import Redactor
 
     token = "t0k3n-for-listing"
     iru = IruApp(IdFactory(5), token, Redactor())

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from runbook_lib.sim import Sandbox, SandboxConfig, add_sim_arguments, config_from_environment
-from runbook_lib.sim._grants import GRAPH_CLI_CLIENT_ID, GRAPH_PERMISSIONS
-from runbook_lib.sim._graph import GraphApp, _route_key
-from runbook_lib.sim._graph_permissions import ROUTE_PERMISSIONS, Requirement
+from runbook_lib.sim.graph._app import GraphApp, _route_key
+from runbook_lib.sim.graph._permissions import ROUTE_PERMISSIONS, Requirement
+from runbook_lib.sim.tenant._grants import GRAPH_CLI_CLIENT_ID, GRAPH_PERMISSIONS
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 DENIED = "Insufficient privileges to complete the operation."

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from runbook_lib.sim import Sandbox
-from runbook_lib.sim._log import logging_middleware
+from runbook_lib.sim.plumbing._request_log import logging_middleware
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

@@ -10,6 +10,12 @@ Iru stand-in the way Entra would; :meth:`~Sandbox.fast_forward` skips to the nex
 >>> from runbook_lib.sim import Sandbox, SandboxConfig
 >>> with Sandbox(SandboxConfig(seed=1)) as sb:          # doctest: +SKIP
 ...     settings = sb.env()
+
+Inside, each sub-package stands in for one part of Entra or Iru: ``signin``,
+``directory``, ``tenant`` (the state the others share), ``provisioning`` (with the engine
+in ``provisioning.engine``), ``graph`` and ``iru``, on the ``plumbing`` they all use; the
+handle and the CLI are the modules here. Imports only point down that stack
+(docs/sandbox-imports.md draws it; tests/test_sim_imports.py keeps it so).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from ._cli import (
     run_sim,
     write_env_file,
 )
-from ._directory_seed import (
+from ._sandbox import SANDBOX_APP_NAME, SECRET_ENV_KEYS, TIERS, Sandbox, SandboxConfig
+from .directory._seed import (
     ALL_COMPANY,
     DEFAULT_DOMAIN,
     DEFAULT_GROUPS,
@@ -31,11 +38,10 @@ from ._directory_seed import (
     IRU_PILOT,
     SALES,
 )
-from ._engine import CycleReport
-from ._faults import FaultRule, parse_fault
-from ._log import RequestRecord
-from ._sandbox import SANDBOX_APP_NAME, SECRET_ENV_KEYS, TIERS, Sandbox, SandboxConfig
-from ._schema import SCIM_RULE_ID, SCIM_RULE_NAME
+from .plumbing._faults import FaultRule, parse_fault
+from .plumbing._request_log import RequestRecord
+from .provisioning._schema import SCIM_RULE_ID, SCIM_RULE_NAME
+from .provisioning.engine._engine import CycleReport
 
 __all__ = [
     "ALL_COMPANY",

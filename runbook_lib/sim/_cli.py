@@ -26,10 +26,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from ._faults import FaultRule, parse_fault
-from ._grants import GRAPH_PERMISSIONS
 from ._preprovision import parse_drift
 from ._sandbox import SECRET_ENV_KEYS, TIERS, Sandbox, SandboxConfig
+from .plumbing._faults import FaultRule, parse_fault
+from .tenant._grants import GRAPH_PERMISSIONS
 
 __all__ = [
     "SIM_GC_THRESHOLDS",

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ._directory import DirectoryError, DirectoryGroup, DirectoryUser
-from ._directory_seed import DEFAULT_DOMAIN
-from ._directory_shapes import render_group, render_member, render_user
-from ._state import TenantState
+from .directory._seed import DEFAULT_DOMAIN
+from .directory._store import DirectoryError, DirectoryGroup, DirectoryUser
+from .graph._directory_shapes import render_group, render_member, render_user
+from .tenant._state import TenantState
 
 __all__ = ["DirectoryHandle"]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._engine import CycleReport
-from ._graph_assignments import render_assignment
-from ._jobs import render_status
-from ._provisioning_log import render_entry
-from ._state import ServicePrincipal, SynchronizationJob, TenantState
-from ._worker import ProvisioningWorker
+from .graph._assignments import render_assignment
+from .provisioning._jobs import SynchronizationJob, render_status
+from .provisioning._provisioning_log import render_entry
+from .provisioning.engine._engine import CycleReport
+from .provisioning.engine._worker import ProvisioningWorker
+from .tenant._state import ServicePrincipal, TenantState
 
 __all__ = ["ProvisioningHandle"]
 
@@ -55,7 +55,7 @@ class ProvisioningHandle:
         sp = self._service_principal(sp_id)
         job = self._scim_job(sp_id)
         with self.state.lock:
-            status = render_status(job.run, "BaseAddress" in sp.secrets)
+            status = render_status(job.run, sp.credentials_saved)
             status["scheduleState"] = job.run.schedule_state
             return status
 

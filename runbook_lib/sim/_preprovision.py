@@ -11,9 +11,11 @@ engine's first cycle would have left it:
   ``objectId`` when Device Compliance is asked for;
 * app role assignments (User role) for the chosen security groups and direct users;
 * the Iru stand-in's storage holding what that cycle would have created: what to send is
-  worked out by the engine's own planner (:func:`~._engine_plan.make_plan`, which
-  evaluates the schema's expressions) and turned into SCIM bodies by the engine's own
-  :mod:`._scim_payload`, then written straight into scim2-server's storage;
+  worked out by the engine's own planner
+  (:func:`~runbook_lib.sim.provisioning.engine._plan.make_plan`, which evaluates the
+  schema's expressions) and turned into SCIM bodies by the engine's own
+  :mod:`runbook_lib.sim.provisioning.engine._scim_payload`, then written straight into
+  scim2-server's storage;
 * the job's escrow (links and last exported values), watermark and skip list filled in
   as the engine fills them, so the next incremental cycle finds nothing to do.
 
@@ -41,19 +43,19 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from scim2_models import Meta, SCIMException
 from scim2_server.memory import InMemoryStorage
 
-from ._engine import DEFAULT_INTERVAL
-from ._engine_plan import Plan, make_plan
-from ._expressions import parse_expression
-from ._jobs import EscrowEntry, Execution, JobRun
-from ._schema import ObjectRule, compile_schema
-from ._scim_payload import group_body, user_body
-from ._shapes import NON_GALLERY_TEMPLATE_ID, USER_ROLE_ID
-from ._state import AppRoleAssignment, ServicePrincipal, TenantState
+from .provisioning._expressions import parse_expression
+from .provisioning._jobs import EscrowEntry, Execution, JobRun
+from .provisioning._schema import ObjectRule, compile_schema
+from .provisioning.engine._engine import DEFAULT_INTERVAL
+from .provisioning.engine._plan import Plan, make_plan
+from .provisioning.engine._scim_payload import group_body, user_body
+from .tenant._state import AppRoleAssignment, ServicePrincipal, TenantState
+from .tenant._well_known import NON_GALLERY_TEMPLATE_ID, USER_ROLE_ID
 
 if TYPE_CHECKING:
     from scim2_models import Resource, ResourceType
 
-    from ._iru import IruApp
+    from .iru._scim import IruApp
 
 __all__ = [
     "DRIFT_KINDS",

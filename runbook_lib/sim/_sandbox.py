@@ -27,27 +27,33 @@ from typing import Any
 
 import httpx
 
-from ._admin import ADMIN_PREFIX, AdminApp, mount_admin
-from ._ca import SandboxCA
-from ._clock import SimClock
-from ._directory_seed import build_directory
-from ._engine import Engine
-from ._faults import FaultInjector, FaultRule
-from ._grants import Grants
-from ._graph import GraphApp
 from ._handle_directory import DirectoryHandle
 from ._handle_provisioning import ProvisioningHandle
-from ._http import HttpsServer
-from ._ids import IdFactory
-from ._iru import IRU_SCIM_PATH, IruApp
-from ._jobs import render_job
-from ._log import Redactor, RequestLog, RequestRecord, ServerName, logging_middleware
-from ._login import FEDERATED_AUDIENCE, AppCredentials, FederatedCredential, LoginApp
 from ._preprovision import Preprovisioned, SeededDrift, apply_drift, parse_drift, preprovision
-from ._shapes import render_service_principal
-from ._state import TenantState
-from ._tokens import SignInRecord
-from ._worker import ProvisioningWorker
+from .directory._seed import build_directory
+from .graph._app import GraphApp
+from .graph._app_shapes import render_service_principal
+from .iru._scim import IRU_SCIM_PATH, IruApp
+from .plumbing._admin import ADMIN_PREFIX, AdminApp, mount_admin
+from .plumbing._ca import SandboxCA
+from .plumbing._clock import SimClock
+from .plumbing._faults import FaultInjector, FaultRule
+from .plumbing._http import HttpsServer
+from .plumbing._ids import IdFactory
+from .plumbing._request_log import (
+    Redactor,
+    RequestLog,
+    RequestRecord,
+    ServerName,
+    logging_middleware,
+)
+from .provisioning._jobs import render_job
+from .provisioning.engine._engine import Engine
+from .provisioning.engine._worker import ProvisioningWorker
+from .signin._login import FEDERATED_AUDIENCE, AppCredentials, FederatedCredential, LoginApp
+from .tenant._grants import Grants
+from .tenant._state import TenantState
+from .tenant._tokens import SignInRecord
 
 __all__ = ["SANDBOX_APP_NAME", "SECRET_ENV_KEYS", "Sandbox", "SandboxConfig"]
 
@@ -262,11 +268,16 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
         self._serve("login", login, server_context, self.config.login_port)
         login.origin = self._origin("login")
 
+        # The provisioning engine trusts the system CAs plus the sandbox CA, like the
+        # Test connection probe: its target may be the Iru stand-in or a real endpoint.
+        # provisionOnDemand hands it work from the start; its worker starts last.
+        engine = Engine(self.state, self.state.provisioning_log, ca.client_context())
         graph = GraphApp(
             self.state,
             authority=login.origin,
             probe_context=ca.client_context(),
             faults=self.faults,
+            engine=engine,
         )
         admin = AdminApp(self, self.admin_token)
         self._serve("graph", graph, server_context, self.config.graph_port, admin=admin)
@@ -277,10 +288,6 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
             # After the servers bind (the Tenant URL needs the port), before the worker.
             self._preprovision()
 
-        # The provisioning engine trusts the system CAs plus the sandbox CA, like the
-        # Test connection probe: its target may be the Iru stand-in or a real endpoint.
-        engine = Engine(self.state, self.state.provisioning_log, ca.client_context())
-        self.state.engine = engine
         self.worker = ProvisioningWorker(self.state, engine)
         self.worker.start()
 
@@ -456,6 +463,26 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
         """The base of the sandbox's admin routes, e.g. ``https://127.0.0.1:50002/_sandbox``."""
         return self._origin("graph") + ADMIN_PREFIX
 
+    def summary(self) -> dict[str, Any]:
+        """Seed, tier, directory size, simulated time, and the apps with their jobs.
+
+        What ``GET /_sandbox`` answers, for a second terminal that wants to know what it
+        is driving.
+        """
+        return {
+            "seed": self.config.seed,
+            "tier": self.config.tier,
+            "users": len(self.state.directory.users),
+            "groups": len(self.state.directory.groups),
+            "simulatedTime": self.clock.now_dt().isoformat(),
+            "fastForwardedSeconds": self.clock.offset,
+            "cycleSeconds": self.config.cycle_seconds,
+            "servicePrincipals": [
+                {"id": sp["id"], "displayName": sp["displayName"], "jobs": self.jobs(sp["id"])}
+                for sp in self.service_principals()
+            ],
+        }
+
     def admin_env(self) -> dict[str, str]:
         """RUNBOOK_SANDBOX_ADMIN_URL and _TOKEN: for a second terminal driving the sandbox."""
         return {
@@ -520,7 +547,8 @@ class Sandbox(DirectoryHandle, ProvisioningHandle):
         """The synchronization jobs of a service principal, as Graph renders them."""
         sp = self._sp(sp_id)
         with self.state.lock:
-            return [render_job(job, sp, self.state.cycle_seconds) for job in sp.jobs.values()]
+            saved = sp.credentials_saved
+            return [render_job(job, saved, self.state.cycle_seconds) for job in sp.jobs.values()]
 
     def secrets(self, sp_id: str) -> dict[str, str]:
         """The saved synchronization secrets of a service principal, unmasked."""
