@@ -196,6 +196,13 @@ def _subject(finding: Finding) -> tuple[str, str]:
     return kind, name
 
 
+def _object_ids(expected: ExpectedState) -> dict[tuple[str, str], str]:
+    """(kind, name) -> Entra object id, for every user and group compared."""
+    ids = {("user", u.user_name): u.object_id for u in expected.users}
+    ids.update({("group", g.display_name): g.object_id for g in expected.groups})
+    return ids
+
+
 def _problem(finding: Finding) -> str:
     if finding.kind.endswith("_missing"):
         return "not in Iru"
@@ -369,23 +376,13 @@ class VerifyProvisioning(Step):
         _sp, job, _schema, result = self._state()
         if not result.findings:
             return None
-        ids = {("user", u.user_name): u.object_id for u in result.expected.users}
-        ids.update({("group", g.display_name): g.object_id for g in result.expected.groups})
+        ids = _object_ids(result.expected)
         differing = {ids[_subject(m)] for m in result.findings if _subject(m) in ids}
         try:
-            entries = self.runbook.graph.get(
-                "auditLogs/provisioning",
-                **{
-                    "$filter": f"jobId eq {odata_quote(job['id'])}",
-                    "$orderby": "activityDateTime desc",
-                    "$top": "100",
-                },
-            )
+            entries = self._recent_log(job)
         except GraphError:
             return None  # verify reports the logs as unreadable
-        current, _history = split_log_failures(
-            list((entries or {}).get("value", [])), job, differing
-        )
+        current, _history = split_log_failures(entries, job, differing)
         counts = transient_failures(current)
         if counts is None:
             return None
@@ -467,8 +464,7 @@ class VerifyProvisioning(Step):
         by_name: dict[tuple[str, str], list[str]] = {}
         for m in mismatches:
             by_name.setdefault(_subject(m), []).append(_problem(m))
-        ids = {("user", u.user_name): u.object_id for u in expected.users}
-        ids.update({("group", g.display_name): g.object_id for g in expected.groups})
+        ids = _object_ids(expected)
         differing = {ids[key] for key in by_name if key in ids}
         log_checks, unresolved = self._log_checks(job, differing, set(ids.values()))
         entry_errors = entry_level_errors(job)
@@ -542,6 +538,18 @@ class VerifyProvisioning(Step):
             )
         return checks
 
+    def _recent_log(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+        """The job's last 100 provisioning-log entries, newest first."""
+        entries = self.runbook.graph.get(
+            "auditLogs/provisioning",
+            **{
+                "$filter": f"jobId eq {odata_quote(job['id'])}",
+                "$orderby": "activityDateTime desc",
+                "$top": "100",
+            },
+        )
+        return list((entries or {}).get("value", []))
+
     def _log_checks(
         self, job: dict[str, Any], differing: set[str], compared: set[str]
     ) -> tuple[list[CheckResult], list[dict[str, Any]]]:
@@ -554,14 +562,7 @@ class VerifyProvisioning(Step):
         self.exhibits = [e for e in self.exhibits if e.title != HISTORY_TITLE]
         title = "No unresolved failures in the provisioning logs"
         try:
-            entries = self.runbook.graph.get(
-                "auditLogs/provisioning",
-                **{
-                    "$filter": f"jobId eq {odata_quote(job['id'])}",
-                    "$orderby": "activityDateTime desc",
-                    "$top": "100",
-                },
-            )
+            read = self._recent_log(job)
         except GraphError as exc:
             return [
                 CheckResult.warned(
@@ -572,7 +573,6 @@ class VerifyProvisioning(Step):
                     else "Run this page again; the logs can lag the cycle by a few minutes.",
                 )
             ], []
-        read = list((entries or {}).get("value", []))
         current, history = split_log_failures(read, job, differing, compared)
         if history:
             self.exhibits.append(self._history(history))
