@@ -477,7 +477,10 @@ def test_stop_ends_a_long_cycle_promptly(
     graph = sandbox_graph_for(sb)
     app = sandbox_scim_app(sb, graph, sync_all="true")
     graph.post(f"/servicePrincipals/{app['sp']}/synchronization/jobs/{app['job']}/start")
-    time.sleep(0.5)
+    # Wait until the cycle is under way (a loaded machine may take seconds to get there).
+    deadline = time.monotonic() + 30
+    while not sb.scim_users() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert sb.worker is not None and sb.worker.busy()
     stopping = time.perf_counter()
     sb.stop()
