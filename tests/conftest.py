@@ -193,4 +193,36 @@ def sandbox_assign() -> Callable[[httpx.Client, str, str], dict[str, Any]]:
     return assign
 
 
+PROVISIONED_USERS = ["adele.vance@sandbox.example", "megan.bowen@sandbox.example"]
+PROVISIONED_GROUPS = ["Iru Mac Users", "Iru Pilot"]
+
+
+@pytest.fixture
+def provisioned_runbook(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Runbook on :func:`sandbox` after pages 02-06 ran (device compliance on; two users and
+    the two groups above assigned); no provisioning cycle has run yet."""
+    from runbook_lib import Runbook, load_settings
+    from runbook_lib.steps import (
+        AssignUsersAndGroups,
+        ConfigureProvisioning,
+        CreateEnterpriseApp,
+        EnableProvisioning,
+        MappingsAndScope,
+    )
+
+    for key, value in {**sandbox.env(), "RUNBOOK_POLL_INTERVAL": "0.05"}.items():
+        monkeypatch.setenv(key, value)
+    with Runbook(load_settings()) as runbook:
+        for step in (
+            CreateEnterpriseApp(runbook),
+            ConfigureProvisioning(runbook),
+            MappingsAndScope(runbook, device_compliance=True),
+            EnableProvisioning(runbook),
+            AssignUsersAndGroups(runbook, users=PROVISIONED_USERS, groups=PROVISIONED_GROUPS),
+        ):
+            result = step.run()
+            assert result.ok, result
+        yield runbook
+
+
 # --- end of sandbox fixtures ----------------------------------------------------------

@@ -8,47 +8,26 @@ and a new cycle ran.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from runbook_lib import Runbook, Status, load_settings
+from runbook_lib import Runbook, Status
 from runbook_lib._diagnose import describe_log_failure, split_log_failures
 from runbook_lib.sim import FaultRule
 from runbook_lib.steps import (
-    AssignUsersAndGroups,
     ConfigureProvisioning,
-    CreateEnterpriseApp,
-    EnableProvisioning,
-    MappingsAndScope,
     VerifyProvisioning,
 )
 from runbook_lib.steps.verify_provisioning import HISTORY_TITLE
 
-USERS = ["adele.vance@sandbox.example", "megan.bowen@sandbox.example"]
-GROUPS = ["Iru Mac Users", "Iru Pilot"]
 LOG_CHECK = "No unresolved failures in the provisioning logs"
 
 
 @pytest.fixture
-def rb(sandbox, monkeypatch) -> Iterator[Runbook]:
-    for key, value in {**sandbox.env(), "RUNBOOK_POLL_INTERVAL": "0.05"}.items():
-        monkeypatch.setenv(key, value)
-    with Runbook(load_settings()) as runbook:
-        yield runbook
-
-
-def _set_up(rb: Runbook) -> None:
-    for step in (
-        CreateEnterpriseApp(rb),
-        ConfigureProvisioning(rb),
-        MappingsAndScope(rb, device_compliance=True),
-        EnableProvisioning(rb),
-        AssignUsersAndGroups(rb, users=USERS, groups=GROUPS),
-    ):
-        result = step.run()
-        assert result.ok, result
+def rb(provisioned_runbook: Runbook) -> Runbook:
+    """Pages 02-06 done on the sandbox (see conftest)."""
+    return provisioned_runbook
 
 
 def _check(result: Any, title: str) -> Any:
@@ -56,7 +35,6 @@ def _check(result: Any, title: str) -> Any:
 
 
 def test_an_old_iru_503_is_history_once_a_later_cycle_succeeds(rb: Runbook, sandbox) -> None:
-    _set_up(rb)
     sp_id = sandbox.service_principals()[0]["id"]
     sandbox.inject(FaultRule(server="iru", path="/api/v1/scim/Users", methods=("POST",), times=1))
     sandbox.run_cycle(sp_id)
@@ -91,7 +69,6 @@ def test_an_old_iru_503_is_history_once_a_later_cycle_succeeds(rb: Runbook, sand
 def test_a_quarantined_job_whose_token_is_fixed_reports_success(
     rb: Runbook, sandbox, sandbox_graph
 ) -> None:
-    _set_up(rb)
     assert VerifyProvisioning(rb, timeout_minutes=1).run().ok
     sp_id = sandbox.service_principals()[0]["id"]
     secrets = f"/servicePrincipals/{sp_id}/synchronization/secrets"
